@@ -1,0 +1,1 @@
+"""lerec deployment tools: dev PKI, broker config, demo runner."""

@@ -1,0 +1,1 @@
+"""lerec hub: MQTT ingest daemon, storage, database and the admin service."""

@@ -1,0 +1,1 @@
+"""lerec wire protocol: pure message formats, canonical encoding, signatures and topics."""
