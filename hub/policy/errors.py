@@ -25,9 +25,7 @@ class CalendarNotCovered(PolicyError, LookupError):
 
     def __init__(self, year: int) -> None:
         self.year = year
-        super().__init__(
-            f"{year}年的法定节假日安排尚未录入，请在工作日历中补充该年度的调整"
-        )
+        super().__init__(f"{year}年的法定节假日安排尚未录入，请在工作日历中补充该年度的调整")
 
 
 class CalendarConfigError(PolicyError, ValueError):

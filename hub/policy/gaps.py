@@ -22,6 +22,7 @@ A heartbeat reporting less than what arrived is stale and ignored.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,11 +70,11 @@ class Gap:
 
     @property
     def message_zh(self) -> str:
-        seqs = f"{self.first_seq}" if self.first_seq == self.last_seq else (
-            f"{self.first_seq}–{self.last_seq}"
-        )
-        start = local_text(self.window_start) if self.window_start else "未知"
-        end = local_text(self.window_end) if self.window_end else "至今"
+        seqs = str(self.first_seq)
+        if self.last_seq != self.first_seq:
+            seqs += f"–{self.last_seq}"
+        start = "未知" if self.window_start is None else local_text(self.window_start)
+        end = "至今" if self.window_end is None else local_text(self.window_end)
         officers = "、".join(self.officer_ids) or "未知"
         return (
             f"设备 {self.device_id} 序号 {seqs}：{_KIND_ZH[self.kind]}；"
@@ -98,8 +99,14 @@ def find_gaps(
 
     gaps: list[Gap] = []
 
-    def add(kind: GapKind, lo: int, hi: int, start: datetime | None, end: datetime | None,
-            neighbours: Iterable[ArrivedManifest]) -> None:
+    def add(
+        kind: GapKind,
+        lo: int,
+        hi: int,
+        start: datetime | None,
+        end: datetime | None,
+        neighbours: Iterable[ArrivedManifest],
+    ) -> None:
         officers = tuple(sorted({m.officer_id for m in neighbours if m.officer_id is not None}))
         gaps.append(Gap(device_id, kind, lo, hi, start, end, officers))
 
@@ -111,8 +118,14 @@ def find_gaps(
     conflicted = {seq for seq, variants in by_seq.items() if len(variants) > 1}
     for seq in sorted(conflicted):
         variants = list(by_seq[seq].values())
-        add(GapKind.CHAIN_BROKEN, seq, seq, min(m.start for m in variants),
-            max(m.end for m in variants), variants)
+        add(
+            GapKind.CHAIN_BROKEN,
+            seq,
+            seq,
+            min(m.start for m in variants),
+            max(m.end for m in variants),
+            variants,
+        )
     # One representative per number (earliest start, then digest) for windows and links.
     rep = {seq: min(v.values(), key=lambda m: (m.start, m.digest)) for seq, v in by_seq.items()}
     seqs = sorted(rep)
@@ -123,7 +136,7 @@ def find_gaps(
     elif genesis_hash is not None and seqs[0] not in conflicted and first.prev_hash != genesis_hash:
         add(GapKind.CHAIN_BROKEN, first.seq, first.seq, first.start, first.end, [first])
 
-    for a, b in zip(seqs, seqs[1:]):
+    for a, b in itertools.pairwise(seqs):
         prev, nxt = rep[a], rep[b]
         if b > a + 1:
             add(GapKind.MISSING, a + 1, b - 1, prev.end, nxt.start, [prev, nxt])

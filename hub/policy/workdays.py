@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Protocol
 
-import chinese_calendar
+import chinese_calendar  # type: ignore[import-untyped,unused-ignore]
 
 from .errors import CalendarConfigError, CalendarNotCovered, PolicyInputError
 
@@ -139,7 +139,9 @@ class WorkdayCalendar:
         """Decide ``day`` and say which rule decided it."""
         override = self._overrides.get(day)
         if override is not None:
-            return DayStatus(day, override.working, Basis.OVERRIDE, override.reason, override.set_by)
+            return DayStatus(
+                day, override.working, Basis.OVERRIDE, override.reason, override.set_by
+            )
         if self._source.covers(day.year):
             return DayStatus(day, self._source.is_workday(day), Basis.STATUTORY)
         if day.year in self._covered_years:
@@ -179,6 +181,8 @@ def nth_workday_after(cal: WorkdayLookup, day: date, n: int) -> date:
 def _as_override(day: date, value: bool | Override) -> Override:
     if isinstance(value, Override):
         if value.day != day:
-            raise CalendarConfigError("overrides", f"{day} 的调整记录日期为 {value.day}，两者不一致")
+            raise CalendarConfigError(
+                "overrides", f"{day} 的调整记录日期为 {value.day}，两者不一致"
+            )
         return value
     return Override(day=day, working=bool(value))

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from lerec.hub.policy import (
     CalendarNotCovered,
     Override,
@@ -113,7 +112,9 @@ def test_period_running_into_an_uncovered_year_raises() -> None:
 def test_override_table_covering_the_year_works() -> None:
     y = UNCOVERED
     new_year = date(y, 1, 1)
-    cal = WorkdayCalendar({new_year: Override(new_year, False, "元旦", "党政办")}, covered_years={y})
+    cal = WorkdayCalendar(
+        {new_year: Override(new_year, False, "元旦", "党政办")}, covered_years={y}
+    )
     ended = local(y, 3, 3, 10)
     # Weekday rule: the second Monday–Friday day after 3 March, until its 24:00.
     days = [ended.date() + timedelta(days=i) for i in range(1, 10)]
@@ -178,9 +179,9 @@ def test_archive_deadline(ended: date, kwargs: dict, expected: date) -> None:
     assert archive_deadline(ended, **kwargs) == expected
 
 
-utc_instants = st.datetimes(
-    min_value=datetime(2004, 1, 1), max_value=datetime(2026, 11, 30)
-).map(lambda d: d.replace(tzinfo=UTC))
+utc_instants = st.datetimes(min_value=datetime(2004, 1, 1), max_value=datetime(2026, 11, 30)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -195,3 +196,10 @@ def test_deadline_properties(ended: datetime, n: int) -> None:
     ended_on = ended.astimezone(SH).date()
     between = [ended_on + timedelta(days=i) for i in range(1, (last_day - ended_on).days + 1)]
     assert sum(CAL.is_workday(d) for d in between) == n
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=utc_instants, b=utc_instants)
+def test_deadline_is_monotonic(a: datetime, b: datetime) -> None:
+    early, late = sorted((a, b))
+    assert upload_deadline(early, CAL) <= upload_deadline(late, CAL)

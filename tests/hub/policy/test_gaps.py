@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from lerec.hub.policy import ArrivedManifest, Gap, GapKind, PolicyInputError, find_gaps
 
 T0 = datetime(2024, 10, 9, 1, 0, tzinfo=UTC)
 GENESIS = bytes(32)
 
 
-def chain(n: int, first_seq: int = 0, officers: tuple[str | None, ...] = ("wang",)) -> list[
-        ArrivedManifest]:
+def chain(
+    n: int, first_seq: int = 0, officers: tuple[str | None, ...] = ("wang",)
+) -> list[ArrivedManifest]:
     """A complete, correctly linked chain of ``n`` one-minute segments, 10 s apart."""
     out: list[ArrivedManifest] = []
     prev = GENESIS
@@ -25,8 +25,11 @@ def chain(n: int, first_seq: int = 0, officers: tuple[str | None, ...] = ("wang"
         seq = first_seq + i
         digest = hashlib.sha256(prev + seq.to_bytes(8, "big")).digest()
         start = T0 + timedelta(seconds=70 * i)
-        out.append(ArrivedManifest(seq, prev, digest, start, start + timedelta(minutes=1),
-                                   officers[i % len(officers)]))
+        out.append(
+            ArrivedManifest(
+                seq, prev, digest, start, start + timedelta(minutes=1), officers[i % len(officers)]
+            )
+        )
         prev = digest
     return out
 
@@ -112,8 +115,11 @@ def test_several_gaps_are_ordered() -> None:
     ]
 
 
-@given(n=st.integers(min_value=1, max_value=30), first=st.integers(min_value=0, max_value=3),
-       data=st.data())
+@given(
+    n=st.integers(min_value=1, max_value=30),
+    first=st.integers(min_value=0, max_value=3),
+    data=st.data(),
+)
 def test_chain_properties(n: int, first: int, data: st.DataObject) -> None:
     segs = chain(n, first_seq=first)
     last = first + n - 1
@@ -123,13 +129,13 @@ def test_chain_properties(n: int, first: int, data: st.DataObject) -> None:
     assert find_gaps("d", shuffled, last, first_seq=first, genesis_hash=GENESIS) == ()
     # Removing any one segment is reported, and covers exactly that number.
     i = data.draw(st.integers(min_value=0, max_value=n - 1))
-    gaps = find_gaps("d", segs[:i] + segs[i + 1:], last, first_seq=first, genesis_hash=GENESIS)
+    gaps = find_gaps("d", segs[:i] + segs[i + 1 :], last, first_seq=first, genesis_hash=GENESIS)
     assert [list(g.seqs) for g in gaps] == [[first + i]]
     assert gaps[0].kind is (GapKind.NOT_UPLOADED if i == n - 1 else GapKind.MISSING)
     # Replacing any segment but the last breaks the chain right after it.
     if n >= 2:
         j = data.draw(st.integers(min_value=0, max_value=n - 2))
-        forged = segs[:j] + [replace(segs[j], digest=b"\x03" * 32)] + segs[j + 1:]
+        forged = segs[:j] + [replace(segs[j], digest=b"\x03" * 32)] + segs[j + 1 :]
         gaps = find_gaps("d", forged, last, first_seq=first, genesis_hash=GENESIS)
         assert [(g.kind, g.first_seq, g.last_seq) for g in gaps] == [
             (GapKind.CHAIN_BROKEN, first + j, first + j + 1)

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from lerec.hub.policy import (
     CaseStep,
     LinkReason,
@@ -26,8 +25,9 @@ def seg(start_min: int, end_min: int, officer: str | None = "wang") -> Segment:
     return Segment("dev-01", officer, T0 + start_min * M, T0 + end_min * M)
 
 
-def step(step_id: str, start_min: int, end_min: int | None, *assignees: str,
-         case_id: str = "2024-017") -> CaseStep:
+def step(
+    step_id: str, start_min: int, end_min: int | None, *assignees: str, case_id: str = "2024-017"
+) -> CaseStep:
     end = None if end_min is None else T0 + end_min * M
     return CaseStep(case_id, step_id, T0 + start_min * M, end, frozenset(assignees))
 
@@ -93,7 +93,11 @@ def test_several_cases_and_deterministic_order() -> None:
         assert tuple((s.case_id, s.step_id) for s in linked) == expected
         decisions = decide_links(seg(25, 35), steps)
         assert [d.step.step_id for d in decisions] == [
-            "other", "inspection", "seizure", "inquiry", "later"
+            "other",
+            "inspection",
+            "seizure",
+            "inquiry",
+            "later",
         ]
 
 

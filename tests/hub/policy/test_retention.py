@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from lerec.hub.policy import (
     Approval,
     PolicyInputError,
@@ -42,20 +41,33 @@ def ok(who: str, at: datetime = DUE + timedelta(days=1), segment: str = "seg-1")
         (FACTS, [ok("zhang"), ok("wang")], LATER, RetentionAction.ELIGIBLE),
         # Approvals for another segment, given in advance, or in the future do not count.
         (FACTS, [ok("zhang"), ok("li", segment="seg-2")], LATER, RetentionAction.ELIGIBLE),
-        (FACTS, [ok("zhang"), ok("li", at=DUE - timedelta(days=1))], LATER,
-         RetentionAction.ELIGIBLE),
-        (FACTS, [ok("zhang"), ok("li", at=LATER + timedelta(days=1))], LATER,
-         RetentionAction.ELIGIBLE),
+        (
+            FACTS,
+            [ok("zhang"), ok("li", at=DUE - timedelta(days=1))],
+            LATER,
+            RetentionAction.ELIGIBLE,
+        ),
+        (
+            FACTS,
+            [ok("zhang"), ok("li", at=LATER + timedelta(days=1))],
+            LATER,
+            RetentionAction.ELIGIBLE,
+        ),
         (FACTS, [ok("zhang"), ok("")], LATER, RetentionAction.ELIGIBLE),
         # Linked segments are never deleted, whatever the approvals.
-        (replace(FACTS, linked_case_ids=frozenset({"2024-017"})), [ok("zhang"), ok("li")],
-         LATER + timedelta(days=3650), RetentionAction.KEEP),
+        (
+            replace(FACTS, linked_case_ids=frozenset({"2024-017"})),
+            [ok("zhang"), ok("li")],
+            LATER + timedelta(days=3650),
+            RetentionAction.KEEP,
+        ),
         (replace(FACTS, important=True), [ok("zhang"), ok("li")], LATER, RetentionAction.KEEP),
         (replace(FACTS, access_hold=True), [ok("zhang"), ok("li")], LATER, RetentionAction.KEEP),
     ],
 )
-def test_decide(facts: SegmentFacts, approvals: list[Approval], now: datetime,
-                action: RetentionAction) -> None:
+def test_decide(
+    facts: SegmentFacts, approvals: list[Approval], now: datetime, action: RetentionAction
+) -> None:
     decision = decide(facts, approvals, now, POLICY)
     assert decision.action is action
     assert decision.reason_zh and decision.reason_en
@@ -84,14 +96,24 @@ def test_period_counts_from_the_latest_anchor() -> None:
 def test_six_calendar_months_always_fit_in_the_default() -> None:
     # 1 July -> 1 January is the longest six-month span: 184 days.
     july = datetime(2024, 7, 1, tzinfo=UTC)
-    assert decide(replace(FACTS, ended_at=july, arrived_at=None), [],
-                  datetime(2024, 12, 31, 23, 59, tzinfo=UTC)).action is RetentionAction.KEEP
+    assert (
+        decide(
+            replace(FACTS, ended_at=july, arrived_at=None),
+            [],
+            datetime(2024, 12, 31, 23, 59, tzinfo=UTC),
+        ).action
+        is RetentionAction.KEEP
+    )
 
 
 def test_policy_is_configurable() -> None:
-    lax = RetentionPolicy(keep_unlinked_for=timedelta(days=30), protect_important=False,
-                          protect_access_hold=False, officer_may_approve=True,
-                          required_approvals=3)
+    lax = RetentionPolicy(
+        keep_unlinked_for=timedelta(days=30),
+        protect_important=False,
+        protect_access_hold=False,
+        officer_may_approve=True,
+        required_approvals=3,
+    )
     facts = replace(FACTS, important=True, access_hold=True)
     now = ENDED + timedelta(days=40)
     approvals = [ok(w, at=ENDED + timedelta(days=35)) for w in ("wang", "zhang", "li")]

@@ -6,7 +6,6 @@ import json
 from datetime import date
 
 import pytest
-
 from lerec.hub.policy import (
     Basis,
     CalendarConfigError,
@@ -160,9 +159,7 @@ def test_load_yaml_table(tmp_path) -> None:
 def test_load_json_table(tmp_path) -> None:
     path = tmp_path / "workdays.json"
     data = {
-        "overrides": [
-            {"date": "2024-10-08", "working": False, "reason": "停电", "set_by": "李四"}
-        ]
+        "overrides": [{"date": "2024-10-08", "working": False, "reason": "停电", "set_by": "李四"}]
     }
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     assert not load_override_table(path).calendar().is_workday(date(2024, 10, 8))
@@ -174,8 +171,10 @@ def test_load_json_table(tmp_path) -> None:
         "overrides:\n  - {date: 2024-10-08, working: false, reason: x, set_by: y, extra: 1}\n",
         "overrides:\n  - {date: 2024-10-08, working: false, reason: '', set_by: y}\n",
         "overrides:\n  - {date: 2024-10-08, working: false, reason: x}\n",
-        "overrides:\n  - {date: 2024-10-08, working: false, reason: x, set_by: y}\n"
-        "  - {date: 2024-10-08, working: true, reason: x, set_by: y}\n",
+        (
+            "overrides:\n  - {date: 2024-10-08, working: false, reason: x, set_by: y}\n"
+            "  - {date: 2024-10-08, working: true, reason: x, set_by: y}\n"
+        ),
         "unknown_key: 1\n",
         "overrides: [\n",
     ],
