@@ -140,3 +140,8 @@ def test_chain_properties(n: int, first: int, data: st.DataObject) -> None:
         assert [(g.kind, g.first_seq, g.last_seq) for g in gaps] == [
             (GapKind.CHAIN_BROKEN, first + j, first + j + 1)
         ]
+
+
+def test_heartbeat_minus_one_means_nothing_recorded() -> None:
+    # protocol Heartbeat.last_seq == -1: the recorder has produced no segment yet.
+    assert find_gaps("dev-01", [], reported_last_seq=-1) == ()
