@@ -1,0 +1,1 @@
+"""The recording pipeline: camera -> encoder -> outputs (pre-record ring, fMP4 segments)."""
