@@ -17,8 +17,12 @@ from .rulebook import Rulebook
 DEFAULT_RULEBOOK = Path(__file__).with_name("xinxiang-2024-52.yaml")
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML would silently keep the last one)."""
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """Safe loader (libyaml when present) that refuses duplicate keys (PyYAML would silently
+    keep the last one)."""
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
