@@ -30,7 +30,7 @@ from .note import (
 
 MAX_TREE_SIZE = 2**64 - 1
 _DECIMAL = re.compile("0|[1-9][0-9]*")
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x1f]")
 
 
 @dataclass(frozen=True, slots=True)
