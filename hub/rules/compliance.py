@@ -98,7 +98,7 @@ def _missing_records(case: CaseSnapshot, rb: Rulebook) -> Iterator[Finding]:
         if group.stage not in done or not condition_holds(group.required_when, case):
             continue
         if not present.intersection(group.kinds):
-            names = "、".join(rb.record_kinds[k].name for k in group.kinds)
+            names = "；".join(rb.record_kinds[k].name for k in group.kinds)
             yield Finding(
                 Code.MISSING_RECORD, Severity(group.severity), group.article,
                 f"依据{article_label(group.article)}，案件已过「{rb.stages[group.stage].name}」"

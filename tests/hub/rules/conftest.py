@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from lerec.hub.rules import (
     load_rulebook,
 )
 
-CST = timezone(timedelta(hours=8))
-NOW = datetime(2025, 3, 20, 10, 0, tzinfo=CST)
 OTHER_TOWN = Path(__file__).parent / "fixtures" / "other-town.yaml"
 
 
