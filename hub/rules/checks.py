@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from .errors import Problem
 from .model import Condition, RequiredWhen
-from .rulebook import Rulebook, _ID_SECTIONS
+from .rulebook import _ID_SECTIONS, Rulebook
 
 
 def cross_reference_problems(rb: Rulebook) -> list[Problem]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
 from .checks import cross_reference_problems
@@ -20,7 +20,7 @@ DEFAULT_RULEBOOK = Path(__file__).with_name("xinxiang-2024-52.yaml")
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _StrictLoader(_SafeLoader):  # type: ignore[misc,valid-type]
+class _StrictLoader(_SafeLoader):  # type: ignore[misc]
     """Safe loader (libyaml when present) that refuses duplicate keys (PyYAML would silently
     keep the last one)."""
 
@@ -28,7 +28,7 @@ class _StrictLoader(_SafeLoader):  # type: ignore[misc,valid-type]
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 "while constructing a mapping", node.start_mark,
@@ -39,7 +39,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 
 
 _StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping  # type: ignore[arg-type]
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
 )
 
 
@@ -57,11 +57,11 @@ def parse_rulebook(data: Any, source: str = "<memory>") -> Rulebook:
     try:
         rb = Rulebook.model_validate(dict(data))
     except ValidationError as exc:
-        problems = {}
+        found: dict[tuple[str, str], Problem] = {}
         for err in exc.errors(include_url=False):
             path = _loc_to_path(err["loc"])
-            problems.setdefault((path, err["msg"]), Problem(path, err["msg"]))
-        raise RulebookError(source, list(problems.values())) from None
+            found.setdefault((path, err["msg"]), Problem(path, err["msg"]))
+        raise RulebookError(source, list(found.values())) from None
     rb._source = source
     problems = cross_reference_problems(rb)
     if problems:
@@ -77,7 +77,7 @@ def load_rulebook(path: str | Path) -> Rulebook:
     except OSError as exc:
         raise RulebookError(str(path), [Problem("", f"cannot read file: {exc}")]) from exc
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         raise RulebookError(str(path), [Problem("", f"not valid YAML: {exc}")]) from None
     return parse_rulebook(data, source=str(path))

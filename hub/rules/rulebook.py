@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from .errors import UnknownEntryError
 from .model import (
     Access,
-    Article,
     ArchiveRule,
+    Article,
     ArticleNo,
     Checklist,
     Deadlines,
@@ -60,11 +60,11 @@ class Rulebook(Model):
     stages: dict[Id, Stage] = Field(min_length=1)
     start_modes: dict[Id, StartMode] = Field(min_length=1)
     not_start: NotStart
-    facts: dict[Id, Fact] = {}
+    facts: dict[Id, Fact] = Field(default_factory=dict)
     roles: dict[Id, Role] = Field(min_length=1)
-    checklists: dict[Id, Checklist] = {}
+    checklists: dict[Id, Checklist] = Field(default_factory=dict)
     record_kinds: dict[Id, RecordKind] = Field(min_length=1)
-    kind_groups: dict[Id, KindGroup] = {}
+    kind_groups: dict[Id, KindGroup] = Field(default_factory=dict)
     electronic_records: ElectronicRecords
     deadlines: Deadlines
     access: Access

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from lerec.hub.rules import (
     DEFAULT_RULEBOOK,
     FieldDef,
@@ -36,7 +35,7 @@ def other_rb() -> Rulebook:
 @functools.cache
 def _default_data() -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(DEFAULT_RULEBOOK.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+    return yaml.load(DEFAULT_RULEBOOK.read_text(encoding="utf-8"), Loader=loader)
 
 
 @pytest.fixture

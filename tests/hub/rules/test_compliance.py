@@ -8,13 +8,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-
 from lerec.hub.rules import (
     Attachment,
-    FieldDef,
     CaseSnapshot,
     Clip,
     Code,
+    FieldDef,
     Finding,
     Record,
     Rulebook,
@@ -53,10 +52,10 @@ def clip(segment_id: str = "seg-1", media: str = "video", *, uploaded: bool = Tr
 
 
 def case(stage: str = "investigation", *records: Record, **kw: Any) -> CaseSnapshot:
-    base: dict[str, Any] = dict(
-        case_id="C-1", enforcement_type="penalty", start_mode="ex_officio", stage=stage,
-        started_at=NOW - timedelta(days=40), records=records,
-    )
+    base: dict[str, Any] = {
+        "case_id": "C-1", "enforcement_type": "penalty", "start_mode": "ex_officio",
+        "stage": stage, "started_at": NOW - timedelta(days=40), "records": records,
+    }
     base.update(kw)
     return CaseSnapshot(**base)
 

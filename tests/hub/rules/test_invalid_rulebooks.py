@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from lerec.hub.rules import RulebookError, load_rulebook, parse_rulebook
 
 Data = dict[str, Any]

@@ -8,7 +8,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from lerec.hub.rules import (
     Attachment,
     CaseSnapshot,

@@ -6,8 +6,13 @@ import importlib
 from datetime import date
 
 import pytest
-
-from lerec.hub.rules import Rulebook, RulebookError, UnknownEntryError, article_label, default_rulebook
+from lerec.hub.rules import (
+    Rulebook,
+    RulebookError,
+    UnknownEntryError,
+    article_label,
+    default_rulebook,
+)
 
 
 def test_default_rulebook_loads_and_is_cached(rb: Rulebook) -> None:

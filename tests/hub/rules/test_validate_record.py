@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-
 from lerec.hub.rules import RecordKind, Rulebook, validate_record
 
 Fill = Callable[[RecordKind], dict[str, Any]]
