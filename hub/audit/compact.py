@@ -51,7 +51,7 @@ def peak_positions(size: int) -> list[tuple[int, int]]:
 class CompactRange:
     """The peaks of the tree over leaves ``[0, size)``; supports O(log n) append and root."""
 
-    __slots__ = ("_size", "_peaks")
+    __slots__ = ("_peaks", "_size")
 
     def __init__(self, size: int = 0, peaks: Sequence[bytes] = ()) -> None:
         if size < 0 or len(peaks) != size.bit_count():
@@ -164,7 +164,7 @@ class MemoryLeafStore:
         return CompactRange.from_store(self)
 
 
-def recompute_root(leaf_data: Iterable[bytes], *, chunk_size: int = 1 << 15) -> TreeHead:
+def recompute_root(leaf_data: Iterable[bytes], *, chunk_size: int = 1 << 12) -> TreeHead:
     """Stream every entry once and return the tree head they imply.
 
     Entries are hashed ``chunk_size`` (a power of two) at a time with C-level loops; each full

@@ -113,7 +113,9 @@ class VerifierKey:
         return verifier
 
     def encode(self) -> str:
-        return f"{self.name}+{self.key_id.hex()}+{b64encode(bytes([ALG_ED25519]) + self.public_key)}"
+        return (
+            f"{self.name}+{self.key_id.hex()}+{b64encode(bytes([ALG_ED25519]) + self.public_key)}"
+        )
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         if len(signature) != 64:
@@ -128,7 +130,7 @@ class VerifierKey:
 class SignerKey:
     """An Ed25519 note signer. The seed never appears in ``repr``."""
 
-    __slots__ = ("name", "_private", "_verifier")
+    __slots__ = ("_private", "_verifier", "name")
 
     def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
         _check_name(name)
@@ -247,7 +249,9 @@ def _parse_signature_line(line: str, line_no: int) -> NoteSignature:
         raise MalformedNoteError("bad key name in signature line", line_no)
     raw = b64decode_strict(encoded)
     if raw is None or len(raw) < 5:
-        raise MalformedNoteError("signature is not canonical base64 of key id and signature", line_no)
+        raise MalformedNoteError(
+            "signature is not canonical base64 of key id and signature", line_no
+        )
     return NoteSignature(name, raw[:4], raw[4:])
 
 
@@ -260,7 +264,9 @@ def verify_note(message: bytes, verifier: VerifierKey) -> Note:
     note = parse_note(message)
     mine = [s for s in note.signatures if (s.name, s.key_id) == (verifier.name, verifier.key_id)]
     if not mine:
-        raise SignatureError(verifier.name, verifier.key_id, "the note has no signature by this key")
+        raise SignatureError(
+            verifier.name, verifier.key_id, "the note has no signature by this key"
+        )
     body = note.text.encode("utf-8")
     for sig in mine:
         if not verifier.verify(body, sig.signature):

@@ -7,7 +7,6 @@ import base64
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from lerec.hub.audit.checkpoint import (
     Checkpoint,
     read_checkpoint_unverified,
@@ -150,7 +149,9 @@ def test_insertions_and_truncations_rejected(position: int, extra: bytes) -> Non
     st.text(st.characters(min_codepoint=0x20, exclude_categories=["Cs"]), min_size=1, max_size=30),
     st.integers(0, 2**64 - 1),
     st.binary(min_size=32, max_size=32),
-    st.lists(st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1), max_size=3),
+    st.lists(
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1), max_size=3
+    ),
 )
 def test_any_valid_checkpoint_round_trips(
     origin: str, size: int, root: bytes, extensions: list[str]

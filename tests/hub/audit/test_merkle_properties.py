@@ -7,13 +7,12 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from lerec.hub.audit.compact import CompactRange, MemoryLeafStore, peak_positions, recompute_root
 from lerec.hub.audit.errors import ConsistencyProofError, InclusionProofError
 from lerec.hub.audit.merkle import (
+    consistency_proof,
     hash_leaf,
     inclusion_proof,
-    consistency_proof,
     naive_root,
     root_from_hashes,
     subtree_root,
@@ -69,7 +68,9 @@ def two_sizes(draw: st.DrawFn) -> tuple[int, int]:
 
 
 @given(leaf_in_tree(), st.data())
-def test_inclusion_proofs_verify_and_any_flip_fails(case: tuple[int, int], data: st.DataObject) -> None:
+def test_inclusion_proofs_verify_and_any_flip_fails(
+    case: tuple[int, int], data: st.DataObject
+) -> None:
     index, size = case
     proof = inclusion_proof(_STORE, index, size)
     assert proof == inclusion_proof(_PLAIN, index, size)

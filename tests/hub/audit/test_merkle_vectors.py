@@ -8,7 +8,6 @@ vectors there are 1-based; here they are converted to 0-based indexes.
 from __future__ import annotations
 
 import pytest
-
 from lerec.hub.audit.compact import MemoryLeafStore
 from lerec.hub.audit.errors import (
     AuditError,
@@ -106,13 +105,17 @@ def test_empty_tree_root(store: MemoryLeafStore) -> None:
 
 
 @pytest.mark.parametrize(("index", "size", "proof"), INCLUSION)
-def test_inclusion_vectors(store: MemoryLeafStore, index: int, size: int, proof: list[bytes]) -> None:
+def test_inclusion_vectors(
+    store: MemoryLeafStore, index: int, size: int, proof: list[bytes]
+) -> None:
     assert inclusion_proof(store, index, size) == proof
     verify_inclusion(index, size, hash_leaf(LEAVES[index]), proof, ROOTS[size - 1])
 
 
 @pytest.mark.parametrize(("first", "second", "proof"), CONSISTENCY)
-def test_consistency_vectors(store: MemoryLeafStore, first: int, second: int, proof: list[bytes]) -> None:
+def test_consistency_vectors(
+    store: MemoryLeafStore, first: int, second: int, proof: list[bytes]
+) -> None:
     assert consistency_proof(store, first, second) == proof
     verify_consistency(first, second, ROOTS[first - 1], ROOTS[second - 1], proof)
 

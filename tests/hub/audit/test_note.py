@@ -6,7 +6,6 @@ Vectors: sumdb/note/note_test.go (PeterNeumann, EnochRoot).
 from __future__ import annotations
 
 import pytest
-
 from lerec.hub.audit.errors import (
     CheckpointError,
     MalformedNoteError,
@@ -81,7 +80,9 @@ def test_vkey_manglings_rejected() -> None:
         with pytest.raises(VerifierKeyError):
             VerifierKey.parse(mangled.decode())
     with pytest.raises(VerifierKeyError):  # wrong length key, with adjusted key hash
-        VerifierKey.parse("PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==")
+        VerifierKey.parse(
+            "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY=="
+        )
     with pytest.raises(VerifierKeyError):  # unknown algorithm, with adjusted key hash
         VerifierKey.parse("PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
 
@@ -104,7 +105,9 @@ def test_skey_manglings_rejected() -> None:
         TEXT + "\n",
         TEXT + "\n" + PETER_SIG[:-1],
         "\x01" + TEXT + "\n" + PETER_SIG,
-        TEXT + "\n" + "\u2014 Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=",
+        TEXT
+        + "\n"
+        + "\u2014 Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=",
         TEXT + "\n" + PETER_SIG + "Unexpected line.\n",
         TEXT + "\n" + PETER_SIG * 101,
     ],
