@@ -46,7 +46,9 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One compliance gap. ``article`` is None only for snapshot problems no article covers."""
+    """One compliance gap. ``article`` is None only for snapshot problems no article covers.
+    ``kind_id`` names the record kind concerned, or the kind group for a group that has no
+    record at all (e.g. ``service_any``); ``hint`` carries the 第十二条 checklist for AV gaps."""
 
     code: Code
     severity: Severity
