@@ -1,0 +1,126 @@
+"""Render the mosquitto configuration from the PKI, and run a broker as a child process.
+
+Used by the demo, the tests (each test session starts its own broker on a free loopback port)
+and the benchmarks, so all three exercise exactly the configuration an operator deploys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from .pki import Pki
+
+log = logging.getLogger(__name__)
+
+#: Largest MQTT packet the broker accepts (1 MiB chunk + tag + header).
+MAX_PACKET_SIZE = 1024 * 1024 + 8192
+
+
+def _template(name: str) -> str:
+    return resources.files("lerec.deploy").joinpath("mosquitto", name).read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def render(pki: Pki, data_dir: Path, port: int, bind: str = "127.0.0.1") -> Path:
+    """Write ``mosquitto.conf`` and ``acl`` into ``data_dir``; return the config path."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "persist").mkdir(exist_ok=True)
+    acl = data_dir / "acl"
+    acl.write_text(_template("acl.template"))
+    conf = Template(_template("mosquitto.conf.template")).substitute(
+        user_line="user root" if os.geteuid() == 0 else "",
+        port=port,
+        bind=bind,
+        cafile=pki.ca_cert,
+        certfile=pki.broker_cert,
+        keyfile=pki.broker_key,
+        crlfile=pki.crl,
+        aclfile=acl,
+        max_packet_size=MAX_PACKET_SIZE,
+        persistence_dir=data_dir / "persist",
+    )
+    path = data_dir / "mosquitto.conf"
+    path.write_text(conf)
+    return path
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
+    if not found:
+        raise FileNotFoundError(
+            "mosquitto is not installed: run 'apt-get install mosquitto' (./dev.sh up does it)"
+        )
+    return found
+
+
+class Broker:
+    """A mosquitto child process with lerec's TLS/ACL configuration.
+
+    ``with Broker(pki, data_dir) as b:`` starts it on a free loopback port (``b.port``) and
+    stops it on exit; ``restart()`` stops and starts it again on the same port.
+    """
+
+    def __init__(self, pki: Pki, data_dir: Path, port: int | None = None) -> None:
+        self.pki = pki
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / "mosquitto.log"
+
+    def start(self, timeout: float = 10.0) -> None:
+        conf = render(self.pki, self.data_dir, self.port)
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(conf)], stdout=logf, stderr=subprocess.STDOUT
+        )
+        logf.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"mosquitto exited with {self.proc.returncode}; see {self.log_path}:\n"
+                    + self.log_path.read_text(errors="replace")[-2000:]
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"mosquitto did not listen on port {self.port} within {timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> "Broker":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,356 @@
+"""The ingest core: turns recorder messages into verified, stored, receipted segments.
+
+It knows nothing about MQTT: :meth:`Ingest.handle` takes a topic and a payload, and replies go
+out through the ``publish`` callable. Every refusal is logged with its reason, recorded in the
+``rejections`` table and answered with a :class:`Reject`, and nothing unverified ever reaches the
+blob store. Messages of one recorder are handled in order; recorders are handled concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+from lerec.protocol import (
+    Chunk,
+    EnvelopeError,
+    Heartbeat,
+    ProtocolError,
+    Receipt,
+    Reject,
+    SegmentManifest,
+    Signed,
+    Want,
+    decode_message,
+    decode_signed,
+    encode_message,
+    sign_message,
+    topics,
+)
+from lerec.protocol.envelope import Opener
+
+from ..db.models import Device, Rejection, Segment
+from ..db.types import from_ms, to_ms, utcnow
+from ..errors import StorageError, StorageFull
+from ..storage import BlobStore
+from .staging import Transfer
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+class Refused(Exception):
+    """A message is refused. ``fatal``: the recorder must not retry the same data."""
+
+    def __init__(self, code: str, reason: str, *, fatal: bool, segment_id: str = "") -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.fatal = fatal
+        self.segment_id = segment_id
+
+
+@dataclass
+class IngestStats:
+    """Counters for logs and metrics."""
+
+    segments_stored: int = 0
+    bytes_stored: int = 0
+    receipts_resent: int = 0
+    chunks_duplicate: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Open:
+    transfer: Transfer
+    opener: Opener | None
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        hub_id: str,
+        sessions: Any,
+        store: BlobStore,
+        signing_key: Ed25519PrivateKey,
+        box_key: X25519PrivateKey,
+        publish: Publish,
+        on_stored: Callable[[Segment], Awaitable[None]] | None = None,
+    ) -> None:
+        self.hub_id = hub_id
+        self.sessions = sessions
+        self.store = store
+        self.signing_key = signing_key
+        self.box_key = box_key
+        self.publish = publish
+        self.on_stored = on_stored
+        self.stats = IngestStats()
+        self._open: dict[tuple[str, str], _Open] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- entry point -------------------------------------------------------------------------
+
+    async def handle(self, topic: str, payload: bytes) -> None:
+        """Process one message. Never raises for bad input; refusals are answered and logged."""
+        try:
+            where = topics.parse_device_topic(topic)
+        except ProtocolError as exc:
+            await self._record_rejection("?", "", topic, exc.code, exc.reason)
+            return
+        lock = self._locks.setdefault(where.device_id, asyncio.Lock())
+        async with lock:
+            try:
+                if where.kind == "manifest":
+                    await self._on_manifest(where, payload)
+                elif where.kind == "chunk":
+                    await self._on_chunk(where, payload)
+                else:
+                    await self._on_heartbeat(where, payload)
+            except Refused as r:
+                await self._refuse(where.device_id, topic, r)
+            except ProtocolError as exc:
+                await self._refuse(
+                    where.device_id, topic, Refused(exc.code, exc.reason, fatal=True)
+                )
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    async def _device_key(self, device_id: str) -> Ed25519PublicKey:
+        async with self.sessions() as s:
+            dev = await s.get(Device, device_id)
+        if dev is None:
+            raise Refused("unknown_device", f"recorder {device_id} is not enrolled", fatal=True)
+        if dev.revoked_at is not None:
+            raise Refused("revoked", f"recorder {device_id} was revoked", fatal=True)
+        return Ed25519PublicKey.from_public_bytes(dev.signing_key)
+
+    async def _on_manifest(self, where: topics.DeviceTopic, payload: bytes) -> None:
+        signed = decode_signed(payload, SegmentManifest)
+        m = signed.message
+        topics.check_same_device(where, m.device_id)
+        signed.verify(await self._device_key(m.device_id))
+        if m.encryption is not None:
+            Opener(self.box_key, m.encryption, m.segment_id)  # wrong recipient -> EnvelopeError
+
+        async with self.sessions() as s:
+            existing = await s.get(Segment, m.segment_id)
+            same_seq = (
+                await s.execute(
+                    select(Segment).where(Segment.device_id == m.device_id, Segment.seq == m.seq)
+                )
+            ).scalar_one_or_none()
+        if existing is not None:
+            if existing.manifest_hash == signed.digest and existing.device_id == m.device_id:
+                log.info("replayed manifest for stored segment %s: resending receipt", m.segment_id)
+                self.stats.receipts_resent += 1
+                await self._reply(m.device_id, existing.receipt)
+                return
+            raise Refused("segment_id_reused", f"segment id {m.segment_id} is already stored "
+                          "with a different manifest", fatal=True, segment_id=m.segment_id)
+        if same_seq is not None:
+            raise Refused("seq_reused", f"sequence number {m.seq} of {m.device_id} already "
+                          f"belongs to segment {same_seq.segment_id}", fatal=True,
+                          segment_id=m.segment_id)
+
+        key = (m.device_id, m.segment_id)
+        current = self._open.get(key) or self._load(key)
+        if current is not None and current.transfer.signed.digest != signed.digest:
+            raise Refused("manifest_changed", "a different manifest was announced for a segment "
+                          "in transfer", fatal=True, segment_id=m.segment_id)
+        if current is None:
+            try:
+                self.store.check_space(m.length)
+                transfer = await asyncio.to_thread(
+                    Transfer.create, self._staging(key), signed
+                )
+            except StorageFull as exc:
+                raise Refused("hub_storage_full", str(exc), fatal=False,
+                              segment_id=m.segment_id) from None
+            opener = Opener(self.box_key, m.encryption, m.segment_id) if m.encryption else None
+            current = self._open[key] = _Open(transfer, opener)
+            log.info("segment %s of %s announced: %d bytes in %d chunks", m.segment_id,
+                     m.device_id, m.length, m.chunk_count)
+        if current.transfer.complete:
+            await self._finish(key, current)
+            return
+        want = Want(m.device_id, m.segment_id, tuple(current.transfer.missing_ranges()))
+        await self._reply(m.device_id, encode_message(want))
+
+    def _staging(self, key: tuple[str, str]) -> Path:
+        return self.store.staging_dir / key[0] / key[1]
+
+    def _load(self, key: tuple[str, str]) -> _Open | None:
+        transfer = Transfer.load(self._staging(key))
+        if transfer is None:
+            return None
+        m = transfer.manifest
+        opener = Opener(self.box_key, m.encryption, m.segment_id) if m.encryption else None
+        self._open[key] = entry = _Open(transfer, opener)
+        return entry
+
+    # -- chunks ------------------------------------------------------------------------------
+
+    async def _on_chunk(self, where: topics.DeviceTopic, payload: bytes) -> None:
+        chunk = decode_message(payload, Chunk)
+        topics.check_same_device(where, chunk.device_id)
+        key = (chunk.device_id, chunk.segment_id)
+        entry = self._open.get(key) or self._load(key)
+        if entry is None:
+            async with self.sessions() as s:
+                stored = await s.get(Segment, chunk.segment_id)
+            if stored is not None and stored.device_id == chunk.device_id:
+                self.stats.chunks_duplicate += 1
+                log.debug("chunk %d of stored segment %s ignored (replay)", chunk.index,
+                          chunk.segment_id)
+                return
+            raise Refused("no_transfer", f"chunk for unannounced segment {chunk.segment_id}; "
+                          "announce the manifest first", fatal=False, segment_id=chunk.segment_id)
+        t, m = entry.transfer, entry.transfer.manifest
+        if chunk.index >= t.count:
+            raise Refused("chunk_out_of_range", f"chunk {chunk.index} is past the announced "
+                          f"{t.count} chunks", fatal=False, segment_id=m.segment_id)
+        if t.has(chunk.index):
+            self.stats.chunks_duplicate += 1
+            log.debug("duplicate chunk %d of %s ignored", chunk.index, m.segment_id)
+            return
+        expected = m.chunk_wire_length(chunk.index)
+        if len(chunk.data) != expected:
+            raise Refused("chunk_length", f"chunk {chunk.index} has {len(chunk.data)} bytes, "
+                          f"expected {expected}", fatal=False, segment_id=m.segment_id)
+        try:
+            await asyncio.to_thread(self._store_chunk, entry, chunk)
+        except EnvelopeError as exc:
+            t.discard()
+            self._open.pop(key, None)
+            raise Refused("tampered", f"{exc.reason}; the segment was discarded", fatal=True,
+                          segment_id=m.segment_id) from None
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise Refused("hub_storage_full", "hub staging disk is full; retry later",
+                              fatal=False, segment_id=m.segment_id) from None
+            raise
+        if t.complete:
+            await self._finish(key, entry)
+
+    @staticmethod
+    def _store_chunk(entry: _Open, chunk: Chunk) -> None:
+        if hashlib.sha256(chunk.data).digest() != chunk.sha256:
+            raise Refused("chunk_hash", f"chunk {chunk.index} does not match its hash",
+                          fatal=False, segment_id=chunk.segment_id)
+        t = entry.transfer
+        data = chunk.data
+        if entry.opener is not None:
+            data = entry.opener.open(chunk.index, data, chunk.index == t.count - 1)
+        t.write(chunk.index, data)
+
+    # -- completion --------------------------------------------------------------------------
+
+    async def _finish(self, key: tuple[str, str], entry: _Open) -> None:
+        t, m, signed = entry.transfer, entry.transfer.manifest, entry.transfer.signed
+        digest = await asyncio.to_thread(t.digest)
+        size = await asyncio.to_thread(t.size)
+        if digest != m.sha256 or size != m.length:
+            entry.transfer.discard()
+            self._open.pop(key, None)
+            raise Refused("content_mismatch", "assembled content does not match the signed "
+                          "manifest (hash or length); the segment was discarded", fatal=True,
+                          segment_id=m.segment_id)
+        t.close()
+        try:
+            ref = await self.store.put_file(t.data_path, digest.hex(), m.length)
+        except StorageError as exc:
+            entry.transfer.close()
+            self._open.pop(key, None)
+            raise Refused("hub_storage_full" if isinstance(exc, StorageFull) else "storage_error",
+                          str(exc), fatal=False, segment_id=m.segment_id) from None
+        now = utcnow()
+        receipt = Receipt(
+            hub_id=self.hub_id, device_id=m.device_id, segment_id=m.segment_id, seq=m.seq,
+            sha256=m.sha256, length=m.length, manifest_hash=signed.digest,
+            received_ms=to_ms(now), stored_ref=ref,
+        )
+        receipt_wire = sign_message(receipt, self.signing_key)
+        row = Segment(
+            segment_id=m.segment_id, device_id=m.device_id, seq=m.seq, officer_id=m.officer_id,
+            start_at=from_ms(m.start_ms), end_at=from_ms(m.end_ms), media_type=m.media_type,
+            length=m.length, sha256=digest.hex(), important=m.important, recovered=m.recovered,
+            clock_state=m.clock.state, clock_offset_ms=m.clock.offset_ms, prev_hash=m.prev_hash,
+            manifest=signed.wire, manifest_hash=signed.digest, receipt=receipt_wire,
+            stored_ref=ref, received_at=now,
+        )
+        try:
+            async with self.sessions() as s, s.begin():
+                s.add(row)
+        except DBIntegrityError:
+            # Another worker stored it first (shared subscriptions): answer with its receipt.
+            async with self.sessions() as s:
+                row = await s.get(Segment, m.segment_id)  # type: ignore[assignment]
+            if row is None or row.manifest_hash != signed.digest:
+                raise
+            receipt_wire = row.receipt
+        else:
+            self.stats.segments_stored += 1
+            self.stats.bytes_stored += m.length
+            log.info("segment %s of %s stored as %s (seq %d, %d bytes)", m.segment_id,
+                     m.device_id, ref, m.seq, m.length)
+            if self.on_stored is not None:
+                await self.on_stored(row)
+        entry.transfer.discard()
+        self._open.pop(key, None)
+        await self._reply(m.device_id, receipt_wire)
+
+    # -- heartbeats --------------------------------------------------------------------------
+
+    async def _on_heartbeat(self, where: topics.DeviceTopic, payload: bytes) -> None:
+        signed = decode_signed(payload, Heartbeat)
+        topics.check_same_device(where, signed.message.device_id)
+        hb = signed.verify(await self._device_key(where.device_id))
+        async with self.sessions() as s, s.begin():
+            dev = await s.get(Device, where.device_id)
+            if dev is not None:
+                dev.last_seen_at = utcnow()
+                dev.last_seq_reported = hb.last_seq if hb.last_seq >= 0 else None
+
+    # -- replies and refusals ----------------------------------------------------------------
+
+    async def _reply(self, device_id: str, payload: bytes) -> None:
+        await self.publish(topics.hub_topic(device_id, "reply"), payload)
+
+    async def _refuse(self, device_id: str, topic: str, r: Refused) -> None:
+        await self._record_rejection(device_id, r.segment_id, topic, r.code, r.reason)
+        reject = Reject(device_id, r.segment_id[:64], r.code, r.reason[:500], r.fatal)
+        try:
+            await self._reply(device_id, encode_message(reject))
+        except Exception:  # the refusal is logged and stored; a reply is best effort
+            log.exception("could not send reject to %s", device_id)
+
+    async def _record_rejection(
+        self, device_id: str, segment_id: str, topic: str, code: str, reason: str
+    ) -> None:
+        self.stats.rejected[code] = self.stats.rejected.get(code, 0) + 1
+        log.warning("rejected message from %s on %s: [%s] %s", device_id, topic, code, reason)
+        try:
+            async with self.sessions() as s, s.begin():
+                s.add(Rejection(device_id=device_id[:128], segment_id=segment_id[:128],
+                                topic=topic[:300], code=code, reason=reason))
+        except Exception:
+            log.exception("could not record rejection")
+
+    def close(self) -> None:
+        for entry in self._open.values():
+            entry.transfer.close()
+        self._open.clear()

@@ -1,0 +1,9 @@
+"""Database layer shared by the ingest daemon and the admin service."""
+
+from .engine import make_engine, migrate, normalize_url, sessionmaker, sqlite_url
+from .models import Base, Device, Rejection, Segment
+
+__all__ = [
+    "Base", "Device", "Rejection", "Segment",
+    "make_engine", "migrate", "normalize_url", "sessionmaker", "sqlite_url",
+]
