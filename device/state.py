@@ -163,8 +163,9 @@ def leds(state: RecorderState) -> SetLeds:
 def step(state: RecorderState, event: Event) -> tuple[RecorderState, tuple[Effect, ...]]:
     """Apply one event; return the new state and the effects to carry out, in order."""
     new, effects = _transition(state, event)
-    if leds(new) != leds(state):
-        effects = (*effects[:1], leds(new), *effects[1:])
+    if leds(new) != leds(state):   # actions first, then lights, then sound
+        at = next((i for i, e in enumerate(effects) if isinstance(e, Beep)), len(effects))
+        effects = (*effects[:at], leds(new), *effects[at:])
     return new, effects
 
 

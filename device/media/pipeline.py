@@ -81,6 +81,9 @@ class RecordingPipeline:
         self._prerecord_us = 0
         self._press_mono = 0
         self._names: set[str] = set()
+        # roll over at the first keyframe at or after the segment length (within half a frame)
+        slack = 500_000 // settings.video[2] if settings.video else 0
+        self._segment_us = int(settings.segment_seconds * 1_000_000) - slack
         self.failed: BaseException | None = None
 
     # -------------------------------------------------------------- output contract
@@ -145,10 +148,11 @@ class RecordingPipeline:
 
     def _handle(self, item: object) -> None:
         if isinstance(item, MediaPacket):
+            # the ring runs all the time, so a new press right after a stop still gets its
+            # pre-record (clips may then overlap by up to the pre-record window)
+            self._ring.add(item)
             if self._recording:
                 self._record(item)
-            else:
-                self._ring.add(item)
         elif isinstance(item, _Start):
             self._begin(item.audio_only)
         elif isinstance(item, _Stop):
@@ -208,7 +212,7 @@ class RecordingPipeline:
                 self._current.write(pkt)
             return
         if (self._starts_segment(pkt)
-                and pkt.mono_us - cur.start_mono >= self.settings.segment_seconds * 1e6):
+                and pkt.mono_us - cur.start_mono >= self._segment_us):
             self._rollover(pkt)
             return
         if pkt.audio and pkt.mono_us < cur.start_mono:

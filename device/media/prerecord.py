@@ -41,14 +41,13 @@ class PrerecordBuffer:
                 self._packets.popleft()
 
     def drain(self, audio_only: bool) -> list[MediaPacket]:
-        """Return the buffered packets a recording should start with, and empty the ring.
+        """Return the buffered packets a recording should start with (the ring keeps them).
 
         Video mode: from the oldest keyframe on (audio older than it dropped). Audio-only:
         audio packets from the window.
         """
         packets = list(self._packets)
-        self._packets.clear()
-        keyframes, self._keyframes = self._keyframes, deque()
+        keyframes = self._keyframes
         if audio_only:
             if not packets:
                 return []

@@ -1,0 +1,172 @@
+"""The recorder end to end: MockFactory buttons and LEDs, simulated camera and microphone,
+real PyAV encoding and decoding."""
+
+from __future__ import annotations
+
+import time
+
+from device_helpers import build_recorder, decode, make_config, rising_edges
+
+from lerec.device.clock import us_from_utc
+
+
+def _press(pin, hold: float = 0.05) -> None:
+    pin.drive_low()
+    time.sleep(hold)
+    pin.drive_high()
+
+
+def test_press_record_then_stop(tmp_path, pin_factory, sink, clock):
+    config = make_config(tmp_path / "spool")
+    recorder, controls = build_recorder(config, pin_factory, sink, clock)
+    record = pin_factory.pin(config.gpio.record_button)
+    red = pin_factory.pin(config.gpio.video_led)
+    green = pin_factory.pin(config.gpio.power_led)
+    buzzer = pin_factory.pin(config.gpio.buzzer)
+    with controls, recorder:
+        time.sleep(1.0)
+        assert green.state
+        red.clear_states()
+        buzzer.clear_states()
+        _press(record)
+        time.sleep(0.5)
+        # red LED on within 100 ms of the press, exactly one beep
+        assert [bool(s.state) for s in red.states] == [False, True]
+        assert red.states[1].timestamp < 0.1
+        assert rising_edges(buzzer.states) == 1
+        assert buzzer.states[1].timestamp < 0.1
+        time.sleep(2.5)
+
+        buzzer.clear_states()
+        red.clear_states()
+        _press(record)
+        seg = sink.wait_for(1)[0]
+        time.sleep(0.6)
+        assert rising_edges(buzzer.states) == 2
+        assert not red.state
+        assert recorder.state.recording is False
+
+    assert seg.path.exists() and seg.path.suffix == ".mp4"
+    assert not list(seg.path.parent.glob("*.part*"))
+    assert seg.media_type == "video/mp4" and seg.codecs == ("avc1", "mp4a")
+    assert seg.start_time.tzinfo is not None and seg.end_time > seg.start_time
+    assert seg.important is False and seg.end_reason == "button"
+    assert seg.device_id == "dev-0042" and seg.officer_id == "A12345"
+    decoded = decode(seg.path)
+    assert decoded.video_codec == "h264" and decoded.audio_codec == "aac"
+    # ~1 s pre-record (the ring had only filled that far) + ~3 s recording
+    assert 3.0 <= decoded.duration <= 5.5, decoded.duration
+    assert abs(decoded.audio_seconds - decoded.duration) < 0.5
+    assert len(decoded.frame_ms) == seg.frames
+    assert abs(seg.duration_seconds - decoded.duration) < 0.3
+
+
+def test_prerecord_reaches_back_before_the_press(tmp_path, pin_factory, sink, clock):
+    config = make_config(tmp_path / "spool", prerecord_seconds=2.0)
+    recorder, controls = build_recorder(config, pin_factory, sink, clock)
+    record = pin_factory.pin(config.gpio.record_button)
+    with controls, recorder:
+        time.sleep(3.5)                       # let the ring fill beyond 2 s
+        press_ms = us_from_utc(clock.now()) // 1000
+        _press(record)
+        time.sleep(1.0)
+        _press(record)
+        seg = sink.wait_for(1)[0]
+    decoded = decode(seg.path)
+    first = decoded.frame_ms[0]
+    assert first <= press_ms - 2000 + 50, (press_ms - first)
+    assert press_ms - first <= 2000 + 1100     # keyframe-aligned: at most one GOP more
+    assert 2.0 <= seg.prerecord_seconds <= 3.2
+    assert abs(us_from_utc(seg.start_time) // 1000 - first) < 50
+
+
+def test_rollover_segments_follow_without_gaps(tmp_path, pin_factory, sink, clock):
+    config = make_config(tmp_path / "spool", prerecord_seconds=0.0, segment_seconds=2.0)
+    recorder, controls = build_recorder(config, pin_factory, sink, clock)
+    record = pin_factory.pin(config.gpio.record_button)
+    frame_ms = 1000 / config.video.fps
+    with controls, recorder:
+        time.sleep(1.2)
+        _press(record)
+        time.sleep(5.0)
+        _press(record)
+        time.sleep(0.5)
+    segs = sink.segments
+    assert len(segs) >= 3
+    assert [s.end_reason for s in segs] == ["rollover"] * (len(segs) - 1) + ["button"]
+    decoded = [decode(s.path) for s in segs]
+    all_ms = [ms for d in decoded for ms in d.frame_ms]
+    gaps = [b - a for a, b in zip(all_ms, all_ms[1:])]
+    assert min(gaps) > 0, "a frame appears twice or out of order"
+    assert max(gaps) < 2 * frame_ms, f"gap of {max(gaps)} ms between frames"
+    for d, s in zip(decoded, segs):
+        assert d.audio_codec == "aac"
+        assert len(d.frame_ms) == s.frames
+    for d in decoded[:-1]:
+        assert 1.9 <= d.duration <= 2.3
+    for a, b in zip(segs, segs[1:]):
+        assert 0 < (b.start_time - a.end_time).total_seconds() < 2 * frame_ms / 1000
+
+
+def test_mark_button_and_long_press_mark_important(tmp_path, pin_factory, sink, clock):
+    config = make_config(tmp_path / "spool", prerecord_seconds=0.0)
+    recorder, controls = build_recorder(config, pin_factory, sink, clock)
+    record = pin_factory.pin(config.gpio.record_button)
+    mark = pin_factory.pin(config.gpio.mark_button)
+    red = pin_factory.pin(config.gpio.video_led)
+    with controls, recorder:
+        time.sleep(1.2)
+        _press(record)                       # recording 1: mark button
+        time.sleep(0.5)
+        _press(mark)
+        time.sleep(0.5)
+        _press(record)
+        sink.wait_for(1)
+        _press(record)                       # recording 2: long press marks, keeps going
+        time.sleep(0.5)
+        _press(record, hold=config.gpio.long_press_seconds + 0.3)
+        time.sleep(0.3)
+        assert red.state and recorder.state.recording and recorder.state.important
+        _press(record)
+        sink.wait_for(2)
+        _press(record)                       # recording 3: not marked
+        time.sleep(0.8)
+        _press(record)
+        segs = sink.wait_for(3)
+    assert [s.important for s in segs] == [True, True, False]
+
+
+def test_audio_only_mode(tmp_path, pin_factory, sink, clock):
+    config = make_config(tmp_path / "spool", mode="audio", prerecord_seconds=1.0)
+    recorder, controls = build_recorder(config, pin_factory, sink, clock)
+    record = pin_factory.pin(config.gpio.record_button)
+    yellow = pin_factory.pin(config.gpio.audio_led)
+    red = pin_factory.pin(config.gpio.video_led)
+    with controls, recorder:
+        time.sleep(1.5)
+        _press(record)
+        time.sleep(0.3)
+        assert yellow.state and not red.state
+        time.sleep(2.0)
+        _press(record)
+        seg = sink.wait_for(1)[0]
+    assert seg.media_type == "audio/mp4" and seg.codecs == ("mp4a",)
+    decoded = decode(seg.path)
+    assert decoded.video_codec is None and decoded.audio_codec == "aac"
+    assert 2.5 <= decoded.audio_seconds <= 4.0, decoded.audio_seconds
+    assert 0.8 <= seg.prerecord_seconds <= 1.2
+
+
+def test_untrusted_clock_beeps_and_blinks(tmp_path, pin_factory, sink, clock):
+    clock.set_sync("unsynced")
+    config = make_config(tmp_path / "spool", clock_check_seconds=0.1)
+    recorder, controls = build_recorder(config, pin_factory, sink, clock)
+    buzzer = pin_factory.pin(config.gpio.buzzer)
+    with controls, recorder:
+        time.sleep(1.4)
+        assert rising_edges(buzzer.states) == 3      # the CLOCK_UNTRUSTED pattern
+        green = pin_factory.pin(config.gpio.power_led)
+        assert rising_edges(green.states) >= 2       # blinking
+        clock.set_sync("synced")
+        time.sleep(0.5)
+        assert green.state
