@@ -66,7 +66,8 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
-async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent)."""
+async def migrate(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` (idempotent). Each domain (ingest, fleet, audit, cases,
+    ...) is its own Alembic branch off ``0001``, so the default target is every head."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, revision)
