@@ -40,6 +40,8 @@ from lerec.protocol import (
 )
 from lerec.protocol.envelope import Opener
 
+from ..audit.entries import EventType
+from ..audit.log import record_event
 from ..db.models import Device, Rejection, Segment
 from ..db.types import from_ms, to_ms, utcnow
 from ..errors import StorageError, StorageFull
@@ -295,6 +297,8 @@ class Ingest:
         try:
             async with self.sessions() as s, s.begin():
                 s.add(row)
+                await s.flush()
+                await self._audit_stored(s, m, signed.digest, ref)
         except DBIntegrityError:
             # Another worker stored it first (shared subscriptions): answer with its receipt.
             async with self.sessions() as s:
@@ -312,6 +316,19 @@ class Ingest:
         entry.transfer.discard()
         self._open.pop(key, None)
         await self._reply(m.device_id, receipt_wire)
+
+    async def _audit_stored(
+        self, s: Any, m: SegmentManifest, manifest_hash: bytes, ref: str
+    ) -> None:
+        subjects = (f"segment:{m.segment_id}", f"device:{m.device_id}")
+        await record_event(s, EventType.SEGMENT_INGESTED, f"device:{m.device_id}", subjects, {
+            "seq": m.seq, "sha256": m.sha256.hex(), "length": m.length, "stored_ref": ref,
+            "manifest_hash": manifest_hash.hex(), "officer_id": m.officer_id,
+            "important": m.important, "recovered": m.recovered, "clock": m.clock.state,
+        })
+        await record_event(s, EventType.RECEIPT_ISSUED, f"hub:{self.hub_id}", subjects, {
+            "manifest_hash": manifest_hash.hex(),
+        })
 
     # -- heartbeats --------------------------------------------------------------------------
 

@@ -96,3 +96,21 @@ def test_resume_after_connection_cut_mid_transfer(rig):
     assert up.stats.announces >= 2
     # Resumed, not restarted: far fewer than two full passes of chunks went out.
     assert up.stats.chunks_sent < 2 * total - 20, (up.stats.chunks_sent, total)
+
+
+def test_ingest_and_receipt_are_in_the_audit_log(rig):
+    from lerec.hub.audit import log as audit
+
+    hub = rig.start_hub()
+    store, up = rig.recorder("rec-a")
+    row = store.seal(fake_segment(store, 10_000))
+    with up:
+        assert up.wait_idle(30)
+
+    async def q():
+        async with hub.service.sessions() as s:
+            return await audit.entries(s, subject=f"segment:{row.segment_id}")
+
+    events = [e for _, e in hub.call(q())]
+    assert [e.type.value for e in events] == ["segment_ingested", "receipt_issued"]
+    assert events[0].details["manifest_hash"] == row.manifest_hash.hex()

@@ -1,0 +1,185 @@
+"""The audit log in the database: append events, read heads and proofs, sign checkpoints.
+
+Appends happen inside the caller's transaction, so an event is logged exactly when the change
+it describes commits. The first statement of an append increments ``audit_head.size``, which
+takes the write lock (SQLite) or the row lock (PostgreSQL): appends are serialised and indices
+are contiguous. The tree is stored as complete subtrees (see :mod:`.compact`), so appending
+writes about two rows and every root and proof costs O(log n) lookups.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from ..db.audit_models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+from ..db.types import utcnow
+from .checkpoint import Checkpoint, sign_checkpoint
+from .compact import CompactRange, peak_positions
+from .entries import AuditEvent, EventType, JSONValue, decode_event
+from .merkle import EMPTY_ROOT, TreeHead, consistency_proof, inclusion_proof
+from .note import SignerKey
+
+log = logging.getLogger(__name__)
+
+#: Default checkpoint origin; deployments set their own (it names the log, not a URL fetch).
+DEFAULT_ORIGIN = "lerec.local/audit"
+
+
+async def record_event(
+    session: AsyncSession,
+    event_type: EventType | str,
+    actor: str,
+    subjects: Sequence[str] = (),
+    details: Mapping[str, JSONValue] | None = None,
+    at: dt.datetime | None = None,
+) -> int:
+    """Append one event in the caller's transaction; return its index in the log.
+
+    ``subjects`` are typed ids without spaces, e.g. ``segment:<id>``, ``case:<id>``,
+    ``device:<id>``, ``user:<name>``; ``actor`` is who did it (``user:<name>``, ``device:<id>``,
+    ``hub``)."""
+    if any(" " in s for s in subjects):
+        raise ValueError("audit subjects are ids and may not contain spaces")
+    event = AuditEvent(
+        type=EventType(event_type), actor=actor, time=at or utcnow(),
+        subjects=tuple(subjects), details=dict(details or {}),
+    )
+    data = event.encode()
+    size = (
+        await session.execute(
+            update(AuditHead).where(AuditHead.id == 1).values(size=AuditHead.size + 1)
+            .returning(AuditHead.size)
+        )
+    ).scalar_one() - 1
+    peaks = await _peaks(session, size)
+    nodes = CompactRange(size, peaks).append(event.leaf_hash())
+    session.add(AuditEntry(idx=size, at=event.time, type=event.type.value, actor=event.actor,
+                           subjects=" ".join(event.subjects), data=data))
+    await session.flush()
+    session.add_all(AuditNode(level=n.level, idx=n.index, hash=n.hash) for n in nodes)
+    await session.flush()
+    return size
+
+
+async def _peaks(session: AsyncSession, size: int) -> list[bytes]:
+    positions = peak_positions(size)
+    if not positions:
+        return []
+    rows = (
+        await session.execute(
+            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                or_(*(and_(AuditNode.level == lv, AuditNode.idx == ix) for lv, ix in positions))
+            )
+        )
+    ).all()
+    found = {(r.level, r.idx): r.hash for r in rows}
+    missing = [p for p in positions if p not in found]
+    if missing:
+        raise RuntimeError(f"audit tree is missing stored subtrees {missing}; run lerec-verify log")
+    return [found[p] for p in positions]
+
+
+class _SyncStore:
+    """A :class:`SubtreeStore` over a synchronous session (used through ``run_sync``)."""
+
+    def __init__(self, session: Session, size: int) -> None:
+        self.session = session
+        self._size = size
+
+    def size(self) -> int:
+        return self._size
+
+    def subtree_hash(self, level: int, index: int) -> bytes:
+        h = self.session.execute(
+            select(AuditNode.hash).where(AuditNode.level == level, AuditNode.idx == index)
+        ).scalar_one_or_none()
+        if h is None:
+            raise KeyError((level, index))
+        return bytes(h)
+
+    def leaf_hash(self, index: int) -> bytes:
+        return self.subtree_hash(0, index)
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        rows = self.session.execute(
+            select(AuditNode.hash).where(AuditNode.level == 0, AuditNode.idx >= start,
+                                         AuditNode.idx < end).order_by(AuditNode.idx)
+        ).scalars()
+        return [bytes(h) for h in rows]
+
+
+async def size(session: AsyncSession) -> int:
+    return int((await session.execute(select(AuditHead.size).where(AuditHead.id == 1))).scalar_one())
+
+
+async def head(session: AsyncSession, tree_size: int | None = None) -> TreeHead:
+    n = await size(session) if tree_size is None else tree_size
+    if n == 0:
+        return TreeHead(0, EMPTY_ROOT)
+    return TreeHead(n, CompactRange(n, await _peaks(session, n)).root())
+
+
+async def prove_inclusion(session: AsyncSession, index: int, tree_size: int) -> list[bytes]:
+    return await session.run_sync(
+        lambda s: inclusion_proof(_SyncStore(s, tree_size), index, tree_size)
+    )
+
+
+async def prove_consistency(session: AsyncSession, first: int, second: int) -> list[bytes]:
+    return await session.run_sync(
+        lambda s: consistency_proof(_SyncStore(s, second), first, second)
+    )
+
+
+async def entries(
+    session: AsyncSession, *, subject: str | None = None, start: int = 0, limit: int = 1000
+) -> list[tuple[int, AuditEvent]]:
+    q = select(AuditEntry.idx, AuditEntry.data).where(AuditEntry.idx >= start)
+    if subject is not None:
+        # subjects are space-separated ids without spaces; match whole words
+        q = q.where((" " + AuditEntry.subjects + " ").contains(f" {subject} "))
+    rows = (await session.execute(q.order_by(AuditEntry.idx).limit(limit))).all()
+    return [(r.idx, decode_event(bytes(r.data))) for r in rows]
+
+
+def signer_from_key(key: Ed25519PrivateKey, name: str) -> SignerKey:
+    seed = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    return SignerKey.from_seed(name, seed)
+
+
+async def make_checkpoint(
+    session: AsyncSession, key: Ed25519PrivateKey, origin: str = DEFAULT_ORIGIN
+) -> bytes:
+    """Sign the current tree head as a C2SP checkpoint and keep it (idempotent per size)."""
+    th = await head(session)
+    existing = await session.get(AuditCheckpoint, th.size)
+    if existing is not None:
+        return bytes(existing.note)
+    note = sign_checkpoint(Checkpoint.from_head(origin, th), signer_from_key(key, origin))
+    session.add(AuditCheckpoint(size=th.size, at=utcnow(), note=note))
+    await session.flush()
+    log.info("audit checkpoint at size %d", th.size)
+    return note
+
+
+async def latest_checkpoint(session: AsyncSession) -> bytes | None:
+    row = (
+        await session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1))
+    ).scalar_one_or_none()
+    return None if row is None else bytes(row.note)
+
+
+def details_of(event: AuditEvent) -> dict[str, Any]:
+    return dict(event.details)
