@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -49,12 +49,12 @@ class Clock(Protocol):
 
 def utc_from_us(us: int) -> datetime:
     """Timezone-aware UTC datetime from integer microseconds since the Unix epoch."""
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 def us_from_utc(when: datetime) -> int:
     """Integer microseconds since the Unix epoch from an aware datetime."""
-    delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -72,7 +72,7 @@ class SystemClock:
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def status(self) -> ClockStatus:
         with self._lock:
@@ -98,7 +98,7 @@ class FakeClock:
         status: ClockStatus = ClockStatus("synced", "fake", 0.0),
     ) -> None:
         self._lock = threading.Lock()
-        self._base = start if start is not None else datetime.now(timezone.utc)
+        self._base = start if start is not None else datetime.now(UTC)
         if self._base.tzinfo is None:
             raise ValueError("FakeClock needs a timezone-aware start time")
         self._mono0 = time.monotonic()

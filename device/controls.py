@@ -23,11 +23,17 @@ import time
 import warnings
 from collections.abc import Callable
 
-from gpiozero import LED, Buzzer, Button, Factory
-
+from gpiozero import LED, Button, Buzzer, Factory
 from lerec.device.media.config import GpioConfig
 from lerec.device.state import (
-    BeepPattern, Event, LedState, MarkPress, RecordLongPress, RecordPress, RecordRelease)
+    BeepPattern,
+    Event,
+    LedState,
+    MarkPress,
+    RecordLongPress,
+    RecordPress,
+    RecordRelease,
+)
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
-
 from lerec.device.media.output import Output
 
 # (int16 samples shaped (n, channels), monotonic microseconds of the first sample)

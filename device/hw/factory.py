@@ -7,7 +7,6 @@ module reaches for a global device or pin factory.
 from __future__ import annotations
 
 from gpiozero import Factory
-
 from lerec.device.clock import Clock
 from lerec.device.errors import BackendUnavailable
 from lerec.device.hw.base import Camera, Microphone

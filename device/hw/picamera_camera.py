@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def _boottime_to_monotonic_us() -> int:
     """Offset that turns libcamera's sensor timestamps (CLOCK_BOOTTIME) into monotonic µs."""
-    return monotonic_us() - time.clock_gettime_ns(time.CLOCK_BOOTTIME) // 1000
+    return int(monotonic_us() - time.clock_gettime_ns(time.CLOCK_BOOTTIME) // 1000)
 
 
 class PicameraCamera:

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import numpy as np
-
 from lerec.device.errors import BackendUnavailable, HardwareError
 from lerec.device.hw.base import AudioCallback
 from lerec.device.media.config import AudioConfig

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import av
 import numpy as np
-
 from lerec.device.clock import Clock
 from lerec.device.errors import HardwareError
 from lerec.device.media.codecs import H264Encoder

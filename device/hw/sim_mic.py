@@ -9,7 +9,6 @@ import wave
 from pathlib import Path
 
 import numpy as np
-
 from lerec.device.errors import HardwareError
 from lerec.device.hw.base import AudioCallback
 from lerec.device.media.config import AudioConfig
@@ -50,7 +49,7 @@ class SimMicrophone:
         n = self._chunk
         if self._wav is not None:
             idx = (np.arange(start, start + n) % self._wav.shape[0])
-            return self._wav[idx]
+            return np.asarray(self._wav[idx], dtype=np.int16)
         t = np.arange(start, start + n) / self.sample_rate
         mono = (np.sin(2 * np.pi * self._config.tone_hz * t) * 6000).astype(np.int16)
         return np.repeat(mono[:, None], self.channels, axis=1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-
 from lerec.device.hw.base import Microphone
 from lerec.device.media.codecs import AacEncoder
 from lerec.device.media.output import Output

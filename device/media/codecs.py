@@ -41,7 +41,7 @@ class H264Encoder:
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = pts_us
         frame.time_base = US
-        return [(bytes(p), p.is_keyframe, int(p.pts)) for p in self._ctx.encode(frame)]
+        return [(bytes(p), p.is_keyframe, int(p.pts or 0)) for p in self._ctx.encode(frame)]
 
     def close(self) -> None:
         try:
@@ -85,5 +85,5 @@ class AacEncoder:
         out: list[tuple[bytes, int]] = []
         for rf in self._resampler.resample(frame):
             for p in self._ctx.encode(rf):
-                out.append((bytes(p), int(p.pts)))
+                out.append((bytes(p), int(p.pts or 0)))
         return out

@@ -87,7 +87,7 @@ class StorageConfig(_Model):
         True, description="fsync the file after each fragment so a power cut loses at most one.")
 
     @model_validator(mode="after")
-    def _floor_below_low(self) -> "StorageConfig":
+    def _floor_below_low(self) -> StorageConfig:
         if self.floor_bytes > self.low_space_bytes:
             raise ValueError("floor_bytes must not exceed low_space_bytes")
         return self

@@ -17,12 +17,16 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-
 from lerec.device.clock import ClockStatus, utc_from_us
 from lerec.device.errors import MediaError, RecoveryError
 from lerec.device.media.output import MediaPacket
 from lerec.device.media.segment import (
-    PART_SUFFIX, SIDECAR_SUFFIX, EndReason, FinishedSegment, MediaType)
+    PART_SUFFIX,
+    SIDECAR_SUFFIX,
+    EndReason,
+    FinishedSegment,
+    MediaType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +122,7 @@ class SegmentFile:
 
     @property
     def duration_us(self) -> int:
-        return self.last_mono - self.start_mono
+        return int(self.last_mono - self.start_mono)
 
     def mark_important(self) -> None:
         if not self.meta.important:
@@ -131,12 +135,12 @@ class SegmentFile:
         if pkt.audio:
             if self._astream is None:
                 return
-            rate = self._astream.time_base.denominator
+            rate = self._astream.codec_context.sample_rate
             pts = max(rel * rate // 1_000_000, self._last_audio_pts + 1)
             self._last_audio_pts = pts
             packet = av.Packet(pkt.data)
             packet.stream = self._astream
-            packet.time_base = self._astream.time_base
+            packet.time_base = Fraction(1, rate)
             if self.setup.video is None:
                 self.frames += 1
         else:
@@ -261,7 +265,7 @@ def _remux(src: Path, dst: Path) -> tuple[int, int | None, bool]:
                         continue
                     stream = packet.stream
                     assert packet.time_base is not None
-                    at_us = int(packet.pts * packet.time_base * 1_000_000)
+                    at_us = int((packet.pts or 0) * packet.time_base * 1_000_000)
                     packet.stream = mapping[stream.index]
                     out.mux(packet)
                     if stream.type == counted:

@@ -26,9 +26,24 @@ from lerec.device.media.config import RecorderConfig
 from lerec.device.media.pipeline import PipelineSettings, RecordingPipeline
 from lerec.device.media.segment import EndReason, SegmentSink
 from lerec.device.state import (
-    Beep, ClockTrusted, ClockUntrusted, Effect, Event, LowSpace, MarkImportant, PowerOff,
-    PowerOn, RecorderState, SegmentRollover, SetLeds, SpaceFloorReached, SpaceOk,
-    StartRecording, StopRecording, step)
+    Beep,
+    ClockTrusted,
+    ClockUntrusted,
+    Effect,
+    Event,
+    LowSpace,
+    MarkImportant,
+    PowerOff,
+    PowerOn,
+    RecorderState,
+    SegmentRollover,
+    SetLeds,
+    SpaceFloorReached,
+    SpaceOk,
+    StartRecording,
+    StopRecording,
+    step,
+)
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,8 @@ from gpiozero.pins.mock import MockFactory
 # tests run in importlib mode; make the helpers next to this file importable by name
 sys.path.insert(0, str(Path(__file__).parent))
 
-from device_helpers import CollectingSink  # noqa: E402
-
-from lerec.device.clock import FakeClock  # noqa: E402
+from device_helpers import CollectingSink
+from lerec.device.clock import FakeClock
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import av
 from gpiozero.pins.mock import MockFactory
-
 from lerec.device.clock import FakeClock
 from lerec.device.controls import Controls
 from lerec.device.hw.factory import make_camera, make_microphone

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from device_helpers import build_recorder, decode, make_config, rising_edges
-
 from lerec.device.clock import us_from_utc
 
 

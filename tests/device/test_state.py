@@ -5,12 +5,29 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-
 from lerec.device.state import (
-    Beep, BeepPattern as B, ClockTrusted, ClockUntrusted, LowSpace, MarkImportant, MarkPress,
-    PowerOff, PowerOn, RecorderState, RecordLongPress, RecordPress, RecordRelease,
-    SegmentRollover, SetLeds, SpaceFloorReached, SpaceOk, StartRecording, StopRecording, leds,
-    step)
+    Beep,
+    ClockTrusted,
+    ClockUntrusted,
+    LowSpace,
+    MarkImportant,
+    MarkPress,
+    PowerOff,
+    PowerOn,
+    RecorderState,
+    RecordLongPress,
+    RecordPress,
+    RecordRelease,
+    SegmentRollover,
+    SetLeds,
+    SpaceFloorReached,
+    SpaceOk,
+    StartRecording,
+    StopRecording,
+    leds,
+    step,
+)
+from lerec.device.state import BeepPattern as B
 
 OFF = RecorderState()
 IDLE = RecorderState(powered=True)
