@@ -1,0 +1,134 @@
+"""Alerts: raised once (idempotent by ``dedup_key``), resolved automatically when the cause goes
+away or by an administrator with a note. Raising and resolving are both in the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..audit.entries import EventType
+from ..audit.log import record_event
+from ..db.oversight_models import Alert
+from ..db.types import utcnow
+from .errors import AlreadyResolved, NotFound, NoteRequired
+
+log = logging.getLogger(__name__)
+
+HUB = "hub"
+
+
+class AlertKind(enum.StrEnum):
+    MISSING = "missing"  # seq never arrived although later ones did
+    CHAIN_BROKEN = "chain_broken"  # a manifest does not chain: replaced or forged
+    NOT_UPLOADED = "not_uploaded"  # the recorder reported it, it has not arrived (after grace)
+    CALENDAR_NOT_COVERED = "calendar_not_covered"  # a deadline cannot be computed
+
+
+#: Kinds that mean "these sequence numbers are absent"; they cover each other when deduplicating.
+ABSENT_KINDS = (AlertKind.MISSING, AlertKind.NOT_UPLOADED)
+
+
+def principal(name: str) -> str:
+    """Audit actor for a person given by user name (``alice`` -> ``user:alice``)."""
+    return name if ":" in name else f"user:{name}"
+
+
+async def raise_alert(
+    session: AsyncSession,
+    *,
+    kind: AlertKind,
+    key: str,
+    message_zh: str,
+    device_id: str | None = None,
+    officer_ids: Iterable[str] = (),
+    window_start: dt.datetime | None = None,
+    window_end: dt.datetime | None = None,
+    first_seq: int | None = None,
+    last_seq: int | None = None,
+    segment_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> Alert | None:
+    """Create the alert unless one with ``key`` exists (open or resolved); None if it did."""
+    if await session.scalar(select(Alert.id).where(Alert.dedup_key == key)) is not None:
+        return None
+    alert = Alert(
+        kind=kind.value, dedup_key=key, device_id=device_id,
+        officer_ids=",".join(sorted(set(officer_ids))), window_start=window_start,
+        window_end=window_end, first_seq=first_seq, last_seq=last_seq, segment_id=segment_id,
+        message_zh=message_zh, created_at=now or utcnow(),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(alert)
+            await session.flush()
+    except IntegrityError:  # another worker raised it first
+        return None
+    subjects = [f"alert:{alert.id}"]
+    if device_id:
+        subjects.append(f"device:{device_id}")
+    if segment_id:
+        subjects.append(f"segment:{segment_id}")
+    await record_event(session, EventType.GAP_DETECTED, HUB, subjects, {
+        "kind": kind.value, "first_seq": first_seq, "last_seq": last_seq,
+        "officers": list(alert.officers), "message": message_zh,
+    }, at=alert.created_at)
+    log.warning("alert %d raised: %s", alert.id, message_zh)
+    return alert
+
+
+async def close_alert(
+    session: AsyncSession, alert: Alert, actor: str, note: str, now: dt.datetime | None = None
+) -> Alert:
+    """Mark ``alert`` resolved and log it (``actor`` ``hub`` for automatic resolution)."""
+    if alert.resolved_at is not None:
+        raise AlreadyResolved(alert.id)
+    alert.resolved_at = now or utcnow()
+    alert.resolved_by = actor
+    alert.resolved_note = note
+    await session.flush()
+    subjects = [f"alert:{alert.id}"] + ([f"device:{alert.device_id}"] if alert.device_id else [])
+    await record_event(session, EventType.RECORD_CHANGED, principal(actor), subjects, {
+        "action": "alert_resolved", "kind": alert.kind, "note": note,
+    }, at=alert.resolved_at)
+    log.info("alert %d resolved by %s: %s", alert.id, actor, note)
+    return alert
+
+
+async def resolve_alert(
+    session: AsyncSession, alert_id: int, actor: str, note: str, now: dt.datetime | None = None
+) -> Alert:
+    """An administrator resolves an alert, with a note saying why (e.g. 设备损坏，该段未能录制).
+
+    The alert stays in the table and is never raised again for the same sequence numbers;
+    the resolution is an audit entry."""
+    if not note.strip():
+        raise NoteRequired("处理告警")
+    alert = await session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise NotFound("告警", alert_id)
+    return await close_alert(session, alert, actor, note.strip(), now)
+
+
+async def list_alerts(
+    session: AsyncSession,
+    *,
+    open_only: bool = True,
+    device_id: str | None = None,
+    kinds: Sequence[AlertKind] | None = None,
+    limit: int = 500,
+) -> list[Alert]:
+    """Alerts, newest first, for the admin UI."""
+    q = select(Alert)
+    if open_only:
+        q = q.where(Alert.resolved_at.is_(None))
+    if device_id is not None:
+        q = q.where(Alert.device_id == device_id)
+    if kinds:
+        q = q.where(Alert.kind.in_([k.value for k in kinds]))
+    return list((await session.execute(q.order_by(Alert.id.desc()).limit(limit))).scalars())

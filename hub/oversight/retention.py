@@ -1,0 +1,361 @@
+"""Retention: deleting an unlinked segment after its retention period, with four eyes.
+
+Flow (decisions by :func:`lerec.hub.policy.retention.decide`):
+
+1. :func:`request_deletion` — someone asks, with a reason. Refused while the segment is kept
+   (linked to a case — never deletable —, flagged important, under an access hold, or its
+   retention period not over).
+2. :func:`approve_deletion` — at least ``required_approvals`` (2) *different* people approve;
+   the same person twice, a system principal, or (by default) the recording officer is refused.
+3. :func:`execute_deletion` — when ``decide`` says ``delete``: a ``segment_deletions`` record
+   (sha256, device, seq, the manifest, why, requester, approvers, time) and a ``deletion``
+   audit entry are committed first; then the object leaves the blob store and
+   ``blob_deleted_at`` is set. A crash in between leaves an object to be removed by
+   :func:`purge_deleted_blobs`, never a deletion without a record.
+
+The ``segments`` row (and its manifest) stays, so the hash chain still verifies across the hole
+and the gap checker does not alert on an approved deletion.
+
+Blob removal goes through :class:`Deleter`, because :class:`lerec.hub.storage.BlobStore` has no
+``delete`` yet; :class:`LocalDeleter` does it for :class:`LocalBlobStore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import errno
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..audit.entries import EventType
+from ..audit.log import record_event
+from ..db.models import Segment
+from ..db.oversight_models import (
+    DeletionApproval,
+    DeletionRequest,
+    SegmentDeletion,
+    SegmentLink,
+)
+from ..db.types import utcnow
+from ..policy.retention import (
+    Approval,
+    RetentionAction,
+    RetentionDecision,
+    SegmentFacts,
+    decide,
+)
+from ..storage.local import LocalBlobStore, fsync_dir
+from .alerts import principal
+from .completeness import _officer
+from .errors import DeletionRefused, DuplicateApproval, NotFound, NoteRequired
+from .settings import DEFAULT_SETTINGS, OversightSettings
+
+log = logging.getLogger(__name__)
+
+#: Optional: does an access request (第二十九条) or dispute hold this segment?
+HoldCheck = Callable[[AsyncSession, str], Awaitable[bool]]
+
+
+class Deleter(Protocol):
+    """Removes one object from the blob store. Idempotent: an absent object is not an error."""
+
+    async def delete(self, ref: str) -> None: ...
+
+
+class LocalDeleter:
+    """:class:`Deleter` for a :class:`LocalBlobStore` (until the store has ``delete``)."""
+
+    def __init__(self, store: LocalBlobStore) -> None:
+        self.store = store
+
+    def _delete(self, ref: str) -> None:
+        path = self.store.path_for(ref)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        fsync_dir(path.parent)
+
+    async def delete(self, ref: str) -> None:
+        await asyncio.to_thread(self._delete, ref)
+
+
+async def segment_facts(
+    session: AsyncSession, seg: Segment, hold: HoldCheck | None = None
+) -> SegmentFacts:
+    links = (await session.execute(
+        select(SegmentLink.case_id, SegmentLink.removed_at)
+        .where(SegmentLink.segment_id == seg.segment_id)
+    )).all()
+    removed = [r.removed_at for r in links if r.removed_at is not None]
+    return SegmentFacts(
+        segment_id=seg.segment_id, ended_at=seg.end_at, arrived_at=seg.received_at,
+        unlinked_at=max(removed) if removed else None,
+        linked_case_ids=frozenset(r.case_id for r in links if r.removed_at is None),
+        officer_id=_officer(seg.officer_id), important=seg.important,
+        access_hold=bool(hold and await hold(session, seg.segment_id)),
+    )
+
+
+async def _approvals(session: AsyncSession, request: DeletionRequest) -> list[Approval]:
+    rows = (await session.execute(
+        select(DeletionApproval).where(DeletionApproval.request_id == request.id)
+    )).scalars()
+    return [Approval(request.segment_id, a.approver, a.approved_at) for a in rows]
+
+
+async def retention_status(
+    session: AsyncSession,
+    segment_id: str,
+    now: dt.datetime | None = None,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+    hold: HoldCheck | None = None,
+) -> RetentionDecision:
+    """Keep / eligible / delete for one segment, counting approvals of its open request."""
+    seg = await _segment(session, segment_id)
+    req = await _open_request(session, segment_id)
+    approvals = await _approvals(session, req) if req is not None else []
+    return decide(await segment_facts(session, seg, hold), approvals, now or utcnow(),
+                  settings.retention_policy())
+
+
+async def _segment(session: AsyncSession, segment_id: str) -> Segment:
+    seg = await session.get(Segment, segment_id)
+    if seg is None:
+        raise NotFound("记录", segment_id)
+    if await session.get(SegmentDeletion, segment_id) is not None:
+        raise DeletionRefused(segment_id, "该记录已删除")
+    return seg
+
+
+async def _open_request(session: AsyncSession, segment_id: str) -> DeletionRequest | None:
+    return (await session.execute(
+        select(DeletionRequest).where(DeletionRequest.segment_id == segment_id,
+                                      DeletionRequest.status == "open")
+    )).scalar_one_or_none()
+
+
+async def request_deletion(
+    session: AsyncSession,
+    segment_id: str,
+    requested_by: str,
+    reason: str,
+    now: dt.datetime | None = None,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+    hold: HoldCheck | None = None,
+) -> DeletionRequest:
+    """Ask to delete a segment whose retention period is over. One open request per segment."""
+    if not reason.strip():
+        raise NoteRequired("申请删除")
+    now = now or utcnow()
+    seg = await _segment(session, segment_id)
+    decision = decide(await segment_facts(session, seg, hold), [], now,
+                      settings.retention_policy())
+    if decision.action is RetentionAction.KEEP:
+        raise DeletionRefused(segment_id, decision.reason_zh)
+    if await _open_request(session, segment_id) is not None:
+        raise DeletionRefused(segment_id, "已有待审批的删除申请，请勿重复申请")
+    req = DeletionRequest(segment_id=segment_id, requested_by=requested_by,
+                          reason=reason.strip(), requested_at=now, status="open")
+    session.add(req)
+    await session.flush()
+    await record_event(session, EventType.RECORD_CREATED, principal(requested_by),
+                       [f"segment:{segment_id}", f"deletion_request:{req.id}"],
+                       {"action": "deletion_requested", "reason": reason.strip()}, at=now)
+    return req
+
+
+async def approve_deletion(
+    session: AsyncSession,
+    request_id: int,
+    approver: str,
+    note: str = "",
+    now: dt.datetime | None = None,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+) -> DeletionApproval:
+    """One person approves a deletion request; an ``approval`` audit entry."""
+    now = now or utcnow()
+    req = await session.get(DeletionRequest, request_id)
+    if req is None:
+        raise NotFound("删除申请", request_id)
+    if req.status != "open":
+        raise DeletionRefused(req.segment_id, "该删除申请已结束")
+    who = approver.strip()
+    seg = await _segment(session, req.segment_id)
+    if not who or who in settings.system_principals:
+        raise DeletionRefused(req.segment_id, "删除审批须由具体人员作出，系统账号不能审批")
+    if not settings.officer_may_approve and who == _officer(seg.officer_id):
+        raise DeletionRefused(req.segment_id, "录制该记录的执法人员不能审批删除自己的记录")
+    dup = await session.scalar(select(DeletionApproval.id).where(
+        DeletionApproval.request_id == request_id, DeletionApproval.approver == who))
+    if dup is not None:
+        raise DuplicateApproval(req.segment_id, who)
+    approval = DeletionApproval(request_id=request_id, approver=who, approved_at=now,
+                                note=note.strip())
+    session.add(approval)
+    await session.flush()
+    await record_event(session, EventType.APPROVAL, principal(who),
+                       [f"segment:{req.segment_id}", f"deletion_request:{request_id}"],
+                       {"action": "deletion_approved", "note": note.strip()}, at=now)
+    return approval
+
+
+async def withdraw_request(
+    session: AsyncSession, request_id: int, actor: str, reason: str,
+    now: dt.datetime | None = None,
+) -> DeletionRequest:
+    if not reason.strip():
+        raise NoteRequired("撤回删除申请")
+    req = await session.get(DeletionRequest, request_id)
+    if req is None:
+        raise NotFound("删除申请", request_id)
+    if req.status != "open":
+        raise DeletionRefused(req.segment_id, "该删除申请已结束")
+    now = now or utcnow()
+    req.status, req.closed_at = "withdrawn", now
+    await session.flush()
+    await record_event(session, EventType.RECORD_CHANGED, principal(actor),
+                       [f"segment:{req.segment_id}", f"deletion_request:{request_id}"],
+                       {"action": "deletion_withdrawn", "reason": reason.strip()}, at=now)
+    return req
+
+
+async def execute_deletion(
+    sessions: Any,
+    request_id: int,
+    deleter: Deleter,
+    actor: str,
+    now: dt.datetime | None = None,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+    hold: HoldCheck | None = None,
+) -> SegmentDeletion:
+    """Delete the segment of an approved request. Takes the session *factory*: the record and
+    audit entry are committed before the object is removed from the store (see module doc).
+    Raises :class:`DeletionRefused` (nothing changed) unless ``decide`` says ``delete``."""
+    now = now or utcnow()
+    async with sessions() as s, s.begin():
+        req = await s.get(DeletionRequest, request_id)
+        if req is None:
+            raise NotFound("删除申请", request_id)
+        if req.status != "open":
+            raise DeletionRefused(req.segment_id, "该删除申请已结束")
+        seg = await _segment(s, req.segment_id)
+        decision = decide(await segment_facts(s, seg, hold), await _approvals(s, req), now,
+                          settings.retention_policy())
+        if decision.action is not RetentionAction.DELETE:
+            raise DeletionRefused(seg.segment_id, decision.reason_zh)
+        record = SegmentDeletion(
+            segment_id=seg.segment_id, request_id=req.id, device_id=seg.device_id, seq=seg.seq,
+            officer_id=seg.officer_id, start_at=seg.start_at, end_at=seg.end_at,
+            sha256=seg.sha256, stored_ref=seg.stored_ref, prev_hash=seg.prev_hash,
+            manifest=seg.manifest, manifest_hash=seg.manifest_hash, why=req.reason,
+            requested_by=req.requested_by, approved_by=",".join(sorted(decision.approvers)),
+            deleted_by=actor, deleted_at=now, blob_note="",
+        )
+        s.add(record)
+        req.status, req.closed_at = "deleted", now
+        await s.flush()
+        await record_event(s, EventType.DELETION, principal(actor), [
+            f"segment:{seg.segment_id}", f"device:{seg.device_id}",
+            f"deletion_request:{req.id}",
+        ], {
+            "seq": seg.seq, "sha256": seg.sha256, "stored_ref": seg.stored_ref,
+            "manifest_hash": bytes(seg.manifest_hash).hex(), "why": req.reason,
+            "requested_by": req.requested_by, "approved_by": sorted(decision.approvers),
+            "decision": decision.reason_zh,
+        }, at=now)
+    log.info("segment %s deleted by %s (approved by %s)", record.segment_id, actor,
+             record.approved_by)
+    await _remove_blob(sessions, record.segment_id, deleter)
+    async with sessions() as s:
+        return await s.get(SegmentDeletion, record.segment_id)  # type: ignore[return-value]
+
+
+async def _remove_blob(sessions: Any, segment_id: str, deleter: Deleter) -> None:
+    async with sessions() as s:
+        record = await s.get(SegmentDeletion, segment_id)
+        assert record is not None
+        ref = record.stored_ref
+        # Content-addressed: another segment with identical content keeps the object alive.
+        sharing = await s.scalar(
+            select(func.count()).select_from(Segment)
+            .outerjoin(SegmentDeletion, SegmentDeletion.segment_id == Segment.segment_id)
+            .where(Segment.stored_ref == ref, SegmentDeletion.segment_id.is_(None))
+        )
+    note = ""
+    if sharing:
+        note = "内容与其他未删除的记录相同，存储对象保留"
+    else:
+        await deleter.delete(ref)
+    async with sessions() as s, s.begin():
+        record = await s.get(SegmentDeletion, segment_id)
+        assert record is not None
+        record.blob_deleted_at, record.blob_note = utcnow(), note
+
+
+async def purge_deleted_blobs(sessions: Any, deleter: Deleter) -> int:
+    """Finish deletions whose object is still in the store (a crash after the record was
+    committed). Run at start-up; returns how many were finished."""
+    async with sessions() as s:
+        ids = list((await s.execute(select(SegmentDeletion.segment_id).where(
+            SegmentDeletion.blob_deleted_at.is_(None)))).scalars())
+    for segment_id in ids:
+        await _remove_blob(sessions, segment_id, deleter)
+    return len(ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetentionCandidate:
+    segment_id: str
+    device_id: str
+    seq: int
+    officer_id: str | None
+    ended_at: dt.datetime
+    eligible_from: dt.datetime | None
+    reason_zh: str
+
+
+async def deletion_candidates(
+    session: AsyncSession,
+    now: dt.datetime | None = None,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+    hold: HoldCheck | None = None,
+    limit: int = 500,
+) -> list[RetentionCandidate]:
+    """Stored segments whose retention period is over and that no case uses: an
+    administrator may request their deletion. Nothing is deleted automatically."""
+    now = now or utcnow()
+    policy = settings.retention_policy()
+    cutoff = now - policy.keep_unlinked_for
+    active = select(SegmentLink.segment_id).where(SegmentLink.removed_at.is_(None))
+    rows = (await session.execute(
+        select(Segment).outerjoin(SegmentDeletion, SegmentDeletion.segment_id == Segment.segment_id)
+        .where(SegmentDeletion.segment_id.is_(None), Segment.end_at <= cutoff,
+               Segment.segment_id.not_in(active))
+        .order_by(Segment.end_at).limit(limit)
+    )).scalars().all()
+    out = []
+    for seg in rows:
+        d = decide(await segment_facts(session, seg, hold), [], now, policy)
+        if d.action is not RetentionAction.KEEP:
+            out.append(RetentionCandidate(seg.segment_id, seg.device_id, seg.seq,
+                                          _officer(seg.officer_id), seg.end_at, d.eligible_from,
+                                          d.reason_zh))
+    return out
+
+
+async def deletions(session: AsyncSession, device_id: str | None = None) -> list[SegmentDeletion]:
+    q = select(SegmentDeletion).order_by(SegmentDeletion.deleted_at)
+    if device_id is not None:
+        q = q.where(SegmentDeletion.device_id == device_id)
+    return list((await session.execute(q)).scalars())

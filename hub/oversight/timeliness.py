@@ -1,0 +1,265 @@
+"""Timeliness: the 第二十六条 upload deadline (2 working days after recording ended).
+
+**Stored segments.** At ingest (:func:`record_deadline`, from ``on_segment_stored``) each
+segment gets a ``segment_deadlines`` row: deadline from
+:func:`lerec.hub.policy.deadlines.upload_deadline` on the database calendar
+(:mod:`.calendar`), status ``on_time`` or ``late`` (arrival at the hub vs deadline). If the
+period runs into a year the calendar does not cover, the deadline is NULL, ``deadline_error``
+says so in Chinese, status is ``calendar_error`` and a ``calendar_not_covered`` alert is raised
+(once per year); it is recomputed, and the alert resolved, when the administrator enters that
+year (any calendar edit recomputes the deadlines it may move). Never a guess.
+
+**Segments still on recorders.** The hub knows only their sequence numbers (from heartbeats,
+or from later segments that did arrive) and not their recording end, so it uses the *latest
+time the recording can have ended* and hence the latest deadline it can have:
+
+* a number absent between arrived ones (``missing``) ended before the next arrived segment
+  started: ``recording_end = start of the next arrived segment``;
+* a number reported by a heartbeat but not arrived (``not_uploaded``) ended before the hub
+  first received a heartbeat reporting it: ``recording_end = that heartbeat's arrival``.
+
+Rule: **overdue** when ``now`` is past ``upload_deadline(recording_end)`` — then the segment is
+overdue for certain, whatever its real end; **at risk** when less than ``within`` is left.
+Items carry ``recording_end_known=False`` to say the end is such a bound. A number that was
+never reported and has no later arrival is unknown to the hub and cannot be listed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import re
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..db.models import Device, Segment
+from ..db.oversight_models import Alert, SegmentDeadline
+from ..db.types import utcnow
+from ..policy.deadlines import UploadStatus, classify, upload_deadline
+from ..policy.errors import CalendarNotCovered
+from ..policy.gaps import GapKind
+from ..policy.workdays import WorkdayCalendar
+from .alerts import HUB, AlertKind, close_alert, raise_alert
+from .calendar import load_calendar
+from .completeness import _officer, load_device_state
+from .settings import DEFAULT_SETTINGS, OversightSettings
+
+log = logging.getLogger(__name__)
+
+CALENDAR_ERROR = "calendar_error"
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadlineItem:
+    """One stored segment, or a run of sequence numbers still on a recorder, and its deadline."""
+
+    device_id: str
+    first_seq: int
+    last_seq: int  # inclusive
+    officer_ids: tuple[str, ...]
+    recording_end: dt.datetime | None
+    recording_end_known: bool  # False: ``recording_end`` is the latest it can be (see module)
+    deadline: dt.datetime | None
+    status: str  # UploadStatus value, or "calendar_error" (then ``deadline_error`` says why)
+    segment_id: str | None = None  # stored segments only
+    deadline_error: str | None = None
+
+
+def compute_deadline(
+    cal: WorkdayCalendar, ended_at: dt.datetime, settings: OversightSettings = DEFAULT_SETTINGS
+) -> tuple[dt.datetime | None, CalendarNotCovered | None]:
+    try:
+        return upload_deadline(ended_at, cal, settings.upload_working_days), None
+    except CalendarNotCovered as exc:
+        return None, exc
+
+
+async def record_deadline(
+    session: AsyncSession,
+    segment: Segment,
+    now: dt.datetime | None = None,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+    cal: WorkdayCalendar | None = None,
+) -> SegmentDeadline:
+    """Compute and store the upload deadline of a stored segment (idempotent: recomputes)."""
+    now = now or utcnow()
+    cal = cal if cal is not None else await load_calendar(session)
+    row = await session.get(SegmentDeadline, segment.segment_id)
+    if row is None:
+        row = SegmentDeadline(segment_id=segment.segment_id, ended_at=segment.end_at,
+                              uploaded_at=segment.received_at, status=CALENDAR_ERROR,
+                              computed_at=now)
+        session.add(row)
+    deadline, error = compute_deadline(cal, segment.end_at, settings)
+    row.deadline, row.computed_at = deadline, now
+    if error is None:
+        assert deadline is not None
+        row.status = classify(now, deadline, segment.received_at).value
+        row.deadline_error, row.error_year = None, None
+    else:
+        row.status = CALENDAR_ERROR
+        row.error_year = error.year
+        row.deadline_error = (f"无法计算上传期限：{error}。在补充该年度工作日历之前，"
+                              "该记录的上传期限暂缺")
+    await session.flush()
+    if error is not None:
+        await _calendar_alert(session, segment, error, now)
+    return row
+
+
+async def _calendar_alert(
+    session: AsyncSession, segment: Segment, error: CalendarNotCovered, now: dt.datetime
+) -> None:
+    prefix = f"calendar:{error.year}:"
+    open_one = await session.scalar(select(Alert.id).where(
+        Alert.kind == AlertKind.CALENDAR_NOT_COVERED.value, Alert.dedup_key.startswith(prefix),
+        Alert.resolved_at.is_(None)))
+    if open_one is not None:
+        return
+    officer = _officer(segment.officer_id)
+    await raise_alert(
+        session, kind=AlertKind.CALENDAR_NOT_COVERED, key=prefix + segment.segment_id,
+        message_zh=(f"{error}。设备 {segment.device_id} 序号 {segment.seq} 的记录"
+                    f"（执法人员：{officer or '未知'}）及其后同年度的记录暂无上传期限"),
+        device_id=segment.device_id, officer_ids=[officer] if officer else [],
+        window_start=segment.start_at, window_end=segment.end_at, first_seq=segment.seq,
+        last_seq=segment.seq, segment_id=segment.segment_id, now=now,
+    )
+
+
+async def recompute_deadlines(
+    session: AsyncSession,
+    *,
+    now: dt.datetime | None = None,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+    ended_from: dt.datetime | None = None,
+    ended_to: dt.datetime | None = None,
+    cal: WorkdayCalendar | None = None,
+) -> int:
+    """Recompute deadlines of segments that ended in ``[ended_from, ended_to]`` and of every
+    segment whose deadline could not be computed; resolve calendar alerts whose year is now
+    covered. Returns the number of segments recomputed. Called by every calendar edit."""
+    now = now or utcnow()
+    cal = cal if cal is not None else await load_calendar(session)
+    cond = SegmentDeadline.deadline.is_(None)
+    if ended_from is not None and ended_to is not None:
+        cond = or_(cond, and_(SegmentDeadline.ended_at >= ended_from,
+                              SegmentDeadline.ended_at <= ended_to))
+    segs = (await session.execute(
+        select(Segment).join(SegmentDeadline, SegmentDeadline.segment_id == Segment.segment_id)
+        .where(cond)
+    )).scalars().all()
+    for seg in segs:
+        await record_deadline(session, seg, now, settings, cal)
+    for alert in (await session.execute(select(Alert).where(
+        Alert.kind == AlertKind.CALENDAR_NOT_COVERED.value, Alert.resolved_at.is_(None)
+    ))).scalars().all():
+        m = re.match(r"calendar:(\d+):", alert.dedup_key)
+        year = int(m.group(1)) if m else None
+        left = await session.scalar(select(SegmentDeadline.segment_id).where(
+            SegmentDeadline.error_year == year).limit(1))
+        if left is None:
+            await close_alert(session, alert, HUB, f"{year}年工作日历已录入，上传期限已重新计算",
+                              now)
+    return len(segs)
+
+
+async def backfill_deadlines(
+    session: AsyncSession, now: dt.datetime, settings: OversightSettings = DEFAULT_SETTINGS
+) -> list[Alert]:
+    """Give every stored segment without a deadline row one (a missed ingest hook)."""
+    segs = (await session.execute(
+        select(Segment).outerjoin(SegmentDeadline, SegmentDeadline.segment_id == Segment.segment_id)
+        .where(SegmentDeadline.segment_id.is_(None))
+    )).scalars().all()
+    if not segs:
+        return []
+    cal = await load_calendar(session)
+    before = {a for a in (await session.execute(select(Alert.id))).scalars()}
+    for seg in segs:
+        await record_deadline(session, seg, now, settings, cal)
+    return [a for a in (await session.execute(select(Alert))).scalars() if a.id not in before]
+
+
+async def _absent_items(
+    session: AsyncSession, now: dt.datetime, within: dt.timedelta, settings: OversightSettings
+) -> list[DeadlineItem]:
+    cal = await load_calendar(session)
+    device_ids = sorted(
+        set((await session.execute(select(Device.device_id))).scalars())
+        | set((await session.execute(select(Segment.device_id).distinct())).scalars())
+    )
+    items: list[DeadlineItem] = []
+    for device_id in device_ids:
+        state = await load_device_state(session, device_id)
+        for gap in state.gaps():
+            officers = gap.officer_ids or ((state.officer_id,) if state.officer_id else ())
+            if gap.kind is GapKind.MISSING and gap.window_end is not None:
+                runs = [(gap.first_seq, gap.last_seq, gap.window_end)]
+            elif gap.kind is GapKind.NOT_UPLOADED:
+                runs, lo = [], gap.first_seq
+                for seq, at in state.reports:  # split by the heartbeat that first reported them
+                    if seq >= lo:
+                        runs.append((lo, min(seq, gap.last_seq), at))
+                        lo = seq + 1
+                    if lo > gap.last_seq:
+                        break
+            else:
+                continue
+            for lo, hi, end in runs:
+                deadline, error = compute_deadline(cal, end, settings)
+                status = CALENDAR_ERROR if deadline is None else \
+                    classify(now, deadline, None, within).value
+                items.append(DeadlineItem(device_id, lo, hi, officers, end, False, deadline,
+                                          status, None, None if error is None else str(error)))
+    return items
+
+
+async def overdue_segments(
+    session: AsyncSession,
+    now: dt.datetime | None = None,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+) -> list[DeadlineItem]:
+    """Segments not uploaded whose deadline has certainly passed (rule in the module doc),
+    plus runs whose deadline the calendar cannot compute (status ``calendar_error``)."""
+    now = now or utcnow()
+    items = await _absent_items(session, now, settings.at_risk_within, settings)
+    return [i for i in items if i.status in (UploadStatus.OVERDUE.value, CALENDAR_ERROR)]
+
+
+async def at_risk_segments(
+    session: AsyncSession,
+    now: dt.datetime | None = None,
+    within: dt.timedelta | None = None,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+) -> list[DeadlineItem]:
+    """Segments not uploaded with less than ``within`` (default ``settings.at_risk_within``)
+    left before their deadline."""
+    now = now or utcnow()
+    items = await _absent_items(session, now, within or settings.at_risk_within, settings)
+    return [i for i in items if i.status == UploadStatus.AT_RISK.value]
+
+
+async def late_segments(
+    session: AsyncSession, since: dt.datetime | None = None
+) -> list[DeadlineItem]:
+    """Stored segments that arrived after their deadline (第二十六条 violations), and stored
+    segments whose deadline could not be computed."""
+    q = select(Segment, SegmentDeadline).join(
+        SegmentDeadline, SegmentDeadline.segment_id == Segment.segment_id
+    ).where(SegmentDeadline.status.in_([UploadStatus.LATE.value, CALENDAR_ERROR]))
+    if since is not None:
+        q = q.where(SegmentDeadline.ended_at >= since)
+    out = []
+    for seg, dl in (await session.execute(q.order_by(SegmentDeadline.ended_at))).all():
+        officer = _officer(seg.officer_id)
+        out.append(DeadlineItem(seg.device_id, seg.seq, seg.seq, (officer,) if officer else (),
+                                seg.end_at, True, dl.deadline, dl.status, seg.segment_id,
+                                dl.deadline_error))
+    return out
+
+
+async def deadline_of(session: AsyncSession, segment_id: str) -> SegmentDeadline | None:
+    return await session.get(SegmentDeadline, segment_id)
