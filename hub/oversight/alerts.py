@@ -35,8 +35,9 @@ ABSENT_KINDS = (AlertKind.MISSING, AlertKind.NOT_UPLOADED)
 
 
 def principal(name: str) -> str:
-    """Audit actor for a person given by user name (``alice`` -> ``user:alice``)."""
-    return name if ":" in name else f"user:{name}"
+    """Audit actor for a person given by user name (``alice`` -> ``user:alice``); the hub
+    itself acts as ``hub``."""
+    return name if ":" in name or name == HUB else f"user:{name}"
 
 
 async def raise_alert(

@@ -1,0 +1,125 @@
+"""Timeliness: upload deadlines with 调休, the override table in the DB, overdue/at-risk."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from lerec.hub.audit import log as audit
+from lerec.hub.db.oversight_models import Alert
+from lerec.hub.oversight import (
+    DeadlineItem,
+    at_risk_segments,
+    deadline_of,
+    declare_year,
+    late_segments,
+    list_alerts,
+    load_calendar,
+    on_heartbeat,
+    on_segment_stored,
+    overdue_segments,
+    remove_override,
+    set_override,
+)
+from lerec.hub.policy import CalendarConfigError
+
+UTC = dt.UTC
+
+
+async def store(db, device_id, seq, start, **kw):
+    row = await db.segment(device_id, seq, start, **kw)
+    async with db.sessions() as s, s.begin():
+        await on_segment_stored(s, row, now=row.received_at)
+    return row
+
+
+async def test_deadline_counts_working_days_with_tiaoxiu(db, at):
+    await db.device("rec-a")
+    # Fri 2024-09-27 evening: Sat 28 rest, Sun 29 is a 调休 working day, Mon 30 the second.
+    fri = await store(db, "rec-a", 0, at("2024-09-27", "20:00"))
+    # Mon 2024-09-30 evening: 1–7 Oct National Day, then Tue 8 and Wed 9 Oct.
+    mon = await store(db, "rec-a", 1, at("2024-09-30", "21:00"),
+                      received=at("2024-10-10", "09:00"))
+    async with db.sessions() as s:
+        d0 = await deadline_of(s, fri.segment_id)
+        d1 = await deadline_of(s, mon.segment_id)
+    assert d0.deadline == at("2024-10-01", "00:00") and d0.status == "on_time"
+    assert d1.deadline == at("2024-10-10", "00:00") and d1.status == "late"
+    assert d0.deadline_error is None
+    async with db.sessions() as s:
+        (late,) = await late_segments(s)
+    assert (late.segment_id, late.status, late.recording_end) == (mon.segment_id, "late",
+                                                                  mon.end_at)
+
+
+async def test_uncovered_year_is_an_explicit_error_until_the_administrator_enters_it(db, at):
+    await db.device("rec-a", "officer-9")
+    seg = await store(db, "rec-a", 0, at("2027-03-10", "15:00"))
+    seg2 = await store(db, "rec-a", 1, at("2027-03-11", "15:00"))
+    async with db.sessions() as s:
+        d = await deadline_of(s, seg.segment_id)
+        assert d.deadline is None and d.status == "calendar_error"
+        assert "2027年" in d.deadline_error and "工作日历" in d.deadline_error
+        (alert,) = await list_alerts(s)  # one alert per uncovered year, not per segment
+        assert alert.kind == "calendar_not_covered" and alert.device_id == "rec-a"
+        assert "2027" in alert.message_zh and "officer-9" in alert.message_zh
+
+    # Declaring 2027 without its holidays is refused, with a message for the administrator.
+    async with db.sessions() as s:
+        with pytest.raises(CalendarConfigError, match="2027"):
+            async with s.begin():
+                await declare_year(s, 2027, "alice")
+    async with db.sessions() as s, s.begin():
+        await set_override(s, dt.date(2027, 2, 8), False, "春节", "alice")
+        await set_override(s, dt.date(2027, 3, 12), False, "镇防汛停止办公", "alice")
+        await declare_year(s, 2027, "alice", now=at("2027-03-13"))
+    async with db.sessions() as s:
+        d = await deadline_of(s, seg.segment_id)
+        d2 = await deadline_of(s, seg2.segment_id)
+        # Wed 10 Mar: Thu 11 working, Fri 12 closed by the override, Mon 15 the second day.
+        assert d.deadline == at("2027-03-16", "00:00") and d.deadline_error is None
+        assert d2.deadline == at("2027-03-17", "00:00")
+        assert await list_alerts(s) == []
+        (closed,) = (await s.execute(select(Alert))).scalars().all()
+        assert closed.resolved_by == "hub"
+        events = await audit.entries(s, subject="config:calendar")
+        assert [e.details["action"] for _, e in events] == [
+            "calendar_override_set", "calendar_override_set", "calendar_year_declared"]
+        assert events[0][1].actor == "user:alice"
+        cal = await load_calendar(s)
+        assert not cal.is_workday(dt.date(2027, 3, 12))
+
+    # Removing the closure moves the deadline back, audited.
+    async with db.sessions() as s, s.begin():
+        await remove_override(s, dt.date(2027, 3, 12), "录入错误", "bob")
+    async with db.sessions() as s:
+        assert (await deadline_of(s, seg.segment_id)).deadline == at("2027-03-13", "00:00")
+
+
+async def test_overdue_and_at_risk_for_segments_still_on_the_recorder(db, at):
+    await db.device("rec-a", "officer-7")
+    await db.device("rec-b", "officer-8")
+    await store(db, "rec-a", 0, at("2024-05-06", "09:00"))
+    await store(db, "rec-a", 2, at("2024-05-06", "09:20"))  # seq 1 ended before 09:20
+    await store(db, "rec-b", 0, at("2024-05-08", "09:00"))
+    async with db.sessions() as s, s.begin():
+        await on_heartbeat(s, "rec-b", 2, at("2024-05-08", "18:00"))  # seqs 1-2 on the recorder
+
+    # Mon 6 May: deadline end of Wed 8 May; Wed 8 May: end of Fri 10 May.
+    now = at("2024-05-09", "12:00")
+    async with db.sessions() as s:
+        overdue = await overdue_segments(s, now)
+        risky = await at_risk_segments(s, now, within=dt.timedelta(hours=48))
+    assert overdue == [DeadlineItem(
+        device_id="rec-a", first_seq=1, last_seq=1, officer_ids=("officer-7",),
+        recording_end=at("2024-05-06", "09:20"), recording_end_known=False,
+        deadline=at("2024-05-09", "00:00"), status="overdue")]
+    assert [(i.device_id, i.first_seq, i.last_seq, i.officer_ids, i.deadline, i.status)
+            for i in risky] == [
+        ("rec-b", 1, 2, ("officer-8",), at("2024-05-11", "00:00"), "at_risk")]
+    async with db.sessions() as s:
+        assert await at_risk_segments(s, now, within=dt.timedelta(hours=12)) == []
+        later = await overdue_segments(s, at("2024-05-11", "00:01"))
+    assert [(i.device_id, i.first_seq) for i in later] == [("rec-a", 1), ("rec-b", 1)]
