@@ -29,8 +29,8 @@ from .errors import (
     AlreadyResolved,
     DeletionRefused,
     DuplicateApproval,
-    NotFound,
     NoteRequired,
+    NotFound,
     OversightError,
 )
 from .hooks import IngestHooks, StoredOutcome, on_segment_stored

@@ -16,7 +16,7 @@ from ..audit.entries import EventType
 from ..audit.log import record_event
 from ..db.oversight_models import Alert
 from ..db.types import utcnow
-from .errors import AlreadyResolved, NotFound, NoteRequired
+from .errors import AlreadyResolved, NoteRequired, NotFound
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from ..db.oversight_models import CalendarOverride, CalendarYear
 from ..db.types import utcnow
 from ..policy.workdays import Override, WorkdayCalendar
 from .alerts import principal
-from .errors import NotFound, NoteRequired
+from .errors import NoteRequired, NotFound
 from .settings import DEFAULT_SETTINGS, OversightSettings
 
 # Deadlines of segments that ended this long before an edited day may move with it.

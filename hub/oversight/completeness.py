@@ -31,10 +31,9 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 
+from lerec.protocol import UNASSIGNED, ZERO_HASH
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from lerec.protocol import UNASSIGNED, ZERO_HASH
 
 from ..db.models import Device, Segment
 from ..db.oversight_models import Alert, SegmentDeletion, SeqReport

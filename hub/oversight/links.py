@@ -31,7 +31,7 @@ from ..policy.linking import CaseStep, decide_links
 from ..policy.linking import Segment as PolicySegment
 from .alerts import HUB, principal
 from .completeness import _officer
-from .errors import AlreadyLinked, AlreadyRemoved, NotFound, NoteRequired
+from .errors import AlreadyLinked, AlreadyRemoved, NoteRequired, NotFound
 from .settings import DEFAULT_SETTINGS, OversightSettings
 
 log = logging.getLogger(__name__)

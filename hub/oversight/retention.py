@@ -54,7 +54,7 @@ from ..policy.retention import (
 from ..storage.local import LocalBlobStore, fsync_dir
 from .alerts import principal
 from .completeness import _officer
-from .errors import DeletionRefused, DuplicateApproval, NotFound, NoteRequired
+from .errors import DeletionRefused, DuplicateApproval, NoteRequired, NotFound
 from .settings import DEFAULT_SETTINGS, OversightSettings
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,9 @@ async def execute_deletion(
              record.approved_by)
     await _remove_blob(sessions, record.segment_id, deleter)
     async with sessions() as s:
-        return await s.get(SegmentDeletion, record.segment_id)  # type: ignore[return-value]
+        done: SegmentDeletion | None = await s.get(SegmentDeletion, record.segment_id)
+    assert done is not None
+    return done
 
 
 async def _remove_blob(sessions: Any, segment_id: str, deleter: Deleter) -> None:

@@ -57,4 +57,4 @@ class OversightSettings(BaseModel):
         )
 
 
-DEFAULT_SETTINGS = OversightSettings()
+DEFAULT_SETTINGS = OversightSettings.model_validate({})

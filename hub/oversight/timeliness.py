@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 import re
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import Device, Segment
@@ -143,7 +143,7 @@ async def recompute_deadlines(
     covered. Returns the number of segments recomputed. Called by every calendar edit."""
     now = now or utcnow()
     cal = cal if cal is not None else await load_calendar(session)
-    cond = SegmentDeadline.deadline.is_(None)
+    cond: ColumnElement[bool] = SegmentDeadline.deadline.is_(None)
     if ended_from is not None and ended_to is not None:
         cond = or_(cond, and_(SegmentDeadline.ended_at >= ended_from,
                               SegmentDeadline.ended_at <= ended_to))

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from lerec.hub.db import make_engine, migrate, sessionmaker, sqlite_url
 from lerec.hub.db.models import Device, Segment
 from lerec.hub.storage import LocalBlobStore

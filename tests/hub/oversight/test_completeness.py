@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select
-
 from lerec.hub.audit import log as audit
+from lerec.hub.db.models import Device
 from lerec.hub.db.oversight_models import Alert
 from lerec.hub.oversight import (
     AlertKind,
@@ -20,6 +19,7 @@ from lerec.hub.oversight import (
     resolve_alert,
     scan_gaps,
 )
+from sqlalchemy import func, select
 
 
 async def store(db, device_id, seq, start, **kw):
@@ -110,6 +110,16 @@ async def test_heartbeat_only_device_with_nothing_uploaded(db, at):
         raised = await scan_gaps(s, at("2024-05-06", "10:11"), settings)
     assert [(a.kind, a.device_id, a.officers) for a in raised] == [
         ("not_uploaded", "rec-d", ("officer-4",))]
+
+
+async def test_scan_takes_over_last_seq_when_the_heartbeat_hook_was_not_called(db, at):
+    settings = OversightSettings(not_uploaded_grace=dt.timedelta(minutes=10))
+    await db.device("rec-e", "officer-5")
+    async with db.sessions() as s, s.begin():
+        (await s.get(Device, "rec-e")).last_seq_reported = 1  # set by the daemon alone
+        assert await scan_gaps(s, at("2024-05-06", "10:00"), settings) == []
+        raised = await scan_gaps(s, at("2024-05-06", "10:11"), settings)
+    assert [(a.kind, a.first_seq, a.last_seq) for a in raised] == [("not_uploaded", 0, 1)]
 
 
 async def test_admin_resolves_with_a_note_audited_and_never_reraised(db, at):

@@ -6,8 +6,6 @@ import datetime as dt
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import func, select
-
 from lerec.hub.audit import log as audit
 from lerec.hub.db.oversight_models import SegmentLink
 from lerec.hub.oversight import (
@@ -23,6 +21,7 @@ from lerec.hub.oversight import (
     unlink,
 )
 from lerec.hub.policy import CaseStep
+from sqlalchemy import func, select
 
 
 class StepBook:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from lerec.hub.audit import log as audit
 from lerec.hub.oversight import (
     DeletionRefused,
@@ -20,6 +19,7 @@ from lerec.hub.oversight import (
     link_segment,
     list_alerts,
     on_segment_stored,
+    purge_deleted_blobs,
     request_deletion,
     retention_status,
     scan_gaps,
@@ -119,3 +119,53 @@ async def test_a_segment_linked_to_a_case_is_never_deletable(db, at):
                                    settings=SETTINGS)
         assert await deletions(s) == []
     assert db.store.path_for(seg.stored_ref).exists()
+
+
+class FlakyDeleter:
+    """A Deleter whose store is unreachable the first time (a crash between record and
+    removal), then works like LocalDeleter."""
+
+    def __init__(self, inner: LocalDeleter) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    async def delete(self, ref: str) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise OSError("object store unreachable")
+        await self.inner.delete(ref)
+
+
+async def test_record_first_then_blob_and_shared_content_is_kept(db, at):
+    await db.device("rec-a", "officer-7")
+    same = b"identical bytes"
+    a = await db.segment("rec-a", 0, at("2024-03-01", "09:00"), content=same)
+    b = await db.segment("rec-a", 1, at("2024-03-01", "09:10"), content=same)
+    c = await db.segment("rec-a", 2, at("2024-03-01", "09:20"))
+    assert a.stored_ref == b.stored_ref
+    now = at("2024-06-01")
+    reqs = []
+    async with db.sessions() as s, s.begin():
+        for seg in (a, b, c):
+            req = await request_deletion(s, seg.segment_id, "alice", "无执法内容", now=now,
+                                         settings=SETTINGS)
+            for who in ("alice", "bob"):
+                await approve_deletion(s, req.id, who, now=now, settings=SETTINGS)
+            reqs.append(req.id)
+    deleter = LocalDeleter(db.store)
+    rec_a = await execute_deletion(db.sessions, reqs[0], deleter, "carol", now=now,
+                                   settings=SETTINGS)
+    assert "相同" in rec_a.blob_note and db.store.path_for(a.stored_ref).exists()
+
+    flaky = FlakyDeleter(deleter)
+    with pytest.raises(OSError):
+        await execute_deletion(db.sessions, reqs[2], flaky, "carol", now=now, settings=SETTINGS)
+    async with db.sessions() as s:
+        (rec_c,) = [d for d in await deletions(s) if d.segment_id == c.segment_id]
+        assert rec_c.blob_deleted_at is None  # recorded, object still there
+    assert db.store.path_for(c.stored_ref).exists()
+    assert await purge_deleted_blobs(db.sessions, flaky) == 1
+    assert not db.store.path_for(c.stored_ref).exists()
+
+    await execute_deletion(db.sessions, reqs[1], deleter, "carol", now=now, settings=SETTINGS)
+    assert not db.store.path_for(b.stored_ref).exists(), "last user gone: object removed"

@@ -3,9 +3,8 @@ with the oversight hook on its ingest, raises one gap alert naming device and of
 
 from __future__ import annotations
 
-from support.rig import fake_segment, stored_segments
-
 from lerec.hub.oversight import IngestHooks, deadline_of, list_alerts
+from support.rig import fake_segment, stored_segments
 
 
 def test_withheld_segment_raises_a_gap_alert_naming_the_device(rig):

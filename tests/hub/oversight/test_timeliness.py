@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
-
 from lerec.hub.audit import log as audit
 from lerec.hub.db.oversight_models import Alert
 from lerec.hub.oversight import (
@@ -24,6 +22,7 @@ from lerec.hub.oversight import (
     set_override,
 )
 from lerec.hub.policy import CalendarConfigError
+from sqlalchemy import select
 
 UTC = dt.UTC
 

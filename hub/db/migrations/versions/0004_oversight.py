@@ -7,7 +7,6 @@ Create Date: 2026-11-28
 
 import sqlalchemy as sa
 from alembic import op
-
 from lerec.hub.db.types import UTCDateTime
 
 revision = "0004_oversight"
