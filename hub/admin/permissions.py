@@ -1,0 +1,60 @@
+"""THE permission matrix of the admin service: data, enforced in one place
+(:func:`lerec.hub.admin.security.need`). Every route names exactly one permission.
+
+Roles are the rulebook's role ids. ``PUBLIC`` needs no login; ``SESSION`` any logged-in user.
+Officers and handlers see only the cases they are assigned to (``SCOPED_ROLES``); the other
+roles see every case, the auditor read-only.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+ROLES = ("officer", "handler", "unit_head", "legal_reviewer", "agency_head", "archivist",
+         "auditor")
+
+PUBLIC = "public"
+SESSION = "session"
+
+_ALL = frozenset(ROLES)
+
+#: permission -> (roles allowed, what it means in Chinese)
+MATRIX: MappingProxyType[str, tuple[frozenset[str], str]] = MappingProxyType({
+    PUBLIC: (_ALL, "无需登录（登录页、健康检查）"),
+    SESSION: (_ALL, "任何已登录用户（首页、退出、个人信息）"),
+    "case.read": (_ALL, "查看案件、记录、附件和合规问题"),
+    "case.create": (frozenset({"handler", "unit_head"}), "新建案件（立案）"),
+    "case.manage": (frozenset({"handler", "unit_head"}),
+                    "推进环节、决定不启动、设置案件情形和执法人员"),
+    "record.write": (frozenset({"officer", "handler"}), "制作、修改记录，上传附件"),
+    "record.approve": (frozenset({"unit_head", "legal_reviewer", "agency_head"}),
+                       "审核、审批（承办机构负责人、法制审核人员、行政机关负责人）"),
+    "case.archive": (frozenset({"archivist"}), "归档（第二十八条，党政办）"),
+    "clip.read": (_ALL, "播放、下载执法记录仪音像记录（每次均记入审计日志）"),
+    "clip.link": (frozenset({"officer", "handler"}), "关联、取消关联音像记录"),
+    "findings.read": (_ALL, "查看全部案件的合规问题"),
+    "fleet.read": (frozenset({"unit_head", "agency_head", "archivist", "auditor"}),
+                   "查看执法记录仪设备状态"),
+    "alerts.read": (frozenset({"handler", "unit_head", "agency_head", "archivist", "auditor"}),
+                    "查看预警"),
+    "users.read": (frozenset({"agency_head", "archivist", "auditor"}), "查看用户"),
+    "users.manage": (frozenset({"agency_head", "archivist"}), "新建、停用用户，设置角色和密码"),
+})
+
+#: roles that see only the cases they are members of
+SCOPED_ROLES = frozenset({"officer", "handler"})
+
+
+def allowed(permission: str, role: str | None) -> bool:
+    roles, _ = MATRIX[permission]
+    if permission == PUBLIC:
+        return True
+    return role is not None and role in roles
+
+
+def roles_for(permission: str) -> frozenset[str]:
+    return MATRIX[permission][0]
+
+
+def sees_all(role: str) -> bool:
+    return role not in SCOPED_ROLES

@@ -1,0 +1,27 @@
+"""Settings of the admin service, declared once; built by ``__main__`` from hub.toml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    database_url: str
+    storage_dir: Path
+    #: send the session cookie with the Secure flag (only turn off for plain-HTTP development)
+    cookie_secure: bool = True
+    #: idle-independent lifetime of a logged-in session
+    session_hours: int = 12
+    #: largest attachment accepted (bytes)
+    max_upload_bytes: int = 512 * 1024 * 1024
+    #: a rulebook YAML other than the built-in 新乡府发〔2024〕52号
+    rulebook_path: Path | None = None
+    #: failed logins per user name before a temporary lock, and the lock time
+    login_attempts: int = 5
+    login_lock_minutes: int = 15
+    #: how often the background task re-evaluates time-dependent findings (0: never)
+    refresh_minutes: int = 60
+    #: run Alembic migrations at start
+    migrate: bool = True

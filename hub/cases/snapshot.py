@@ -1,0 +1,165 @@
+"""From the database to :class:`lerec.hub.rules.CaseSnapshot`, and the compliance summary.
+
+The compliance checker is pure; this module resolves everything it needs: current record
+fields, attachments with their 第二十七条 metadata, the clips linked to the case (through
+:mod:`.links_adapter`) with their upload deadlines (第二十六条, working days).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..db.cases_models import Case, CaseAttachment, CaseRecord
+from ..db.models import Segment
+from ..db.types import utcnow
+from ..policy import CalendarNotCovered, PolicyError, WorkdayCalendar, upload_deadline
+from ..rules import Attachment, CaseSnapshot, Clip, Finding, Record, Rulebook, Severity, evaluate
+from . import links_adapter
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def calendar() -> WorkdayCalendar:
+    """The statutory working-day calendar, built on first use (never at import time)."""
+    return WorkdayCalendar()
+
+
+def media_kind(content_type: str) -> str:
+    """A clip's MIME type as a rulebook medium id."""
+    major = (content_type or "").split("/", 1)[0].lower()
+    return {"video": "video", "audio": "audio", "image": "photo"}.get(major, "video")
+
+
+def attachment_snapshot(a: CaseAttachment) -> Attachment:
+    meta = {
+        "method": a.method, "made_at": a.made_at.isoformat() if a.made_at else None,
+        "maker": a.maker, "proves": a.proves,
+    }
+    return Attachment(f"att-{a.id}", a.media_type, meta, bool((a.transcript or "").strip()))
+
+
+def clip_deadline(seg: Segment, rb: Rulebook) -> dt.datetime | None:
+    rule = rb.deadlines.upload
+    if rule.unit != "working_days":
+        return None
+    try:
+        return upload_deadline(seg.end_at, calendar(), rule.amount)
+    except (CalendarNotCovered, PolicyError):
+        return None
+
+
+@dataclass(frozen=True)
+class LinkedClip:
+    segment: Segment
+    record_ids: tuple[int | None, ...]
+    how: str
+    transcript: str | None
+
+
+async def linked_clips(session: AsyncSession, case_id: int) -> list[LinkedClip]:
+    links = await links_adapter.links_for_case(session, case_id)
+    if not links:
+        return []
+    ids = sorted({link.segment_id for link in links})
+    segs = {
+        s.segment_id: s
+        for s in (await session.execute(select(Segment).where(Segment.segment_id.in_(ids))))
+        .scalars()
+    }
+    by_seg: dict[str, list[links_adapter.Link]] = defaultdict(list)
+    for link in links:
+        by_seg[link.segment_id].append(link)
+    out = []
+    for sid, group in by_seg.items():
+        if sid in segs:
+            transcript = next((t for t in (getattr(g, "transcript", None) for g in group) if t),
+                              None)
+            out.append(LinkedClip(segs[sid], tuple(g.record_id for g in group), group[0].how,
+                                  transcript))
+    out.sort(key=lambda c: (c.segment.start_at, c.segment.segment_id))
+    return out
+
+
+async def build_snapshot(
+    session: AsyncSession, rb: Rulebook, case: Case,
+    records: Sequence[CaseRecord] | None = None,
+    attachments: Sequence[CaseAttachment] | None = None,
+    clips: Sequence[LinkedClip] | None = None,
+) -> CaseSnapshot:
+    if records is None:
+        records = list((await session.execute(
+            select(CaseRecord).where(CaseRecord.case_id == case.id).order_by(CaseRecord.id)
+        )).scalars())
+    if attachments is None:
+        attachments = list((await session.execute(
+            select(CaseAttachment).where(CaseAttachment.case_id == case.id)
+        )).scalars())
+    if clips is None:
+        clips = await linked_clips(session, case.id)
+    atts: dict[int | None, list[Attachment]] = defaultdict(list)
+    for a in attachments:
+        atts[a.record_id].append(attachment_snapshot(a))
+    clip_ids: dict[int, list[str]] = defaultdict(list)
+    for c in clips:
+        for rid in c.record_ids:
+            if rid is not None:
+                clip_ids[rid].append(c.segment.segment_id)
+    snap_records = tuple(
+        Record(
+            record_id=str(r.id), kind_id=r.kind_id, fields=json.loads(r.fields),
+            created_at=r.created_at, attachments=tuple(atts.get(r.id, ())),
+            clip_ids=tuple(clip_ids.get(r.id, ())),
+        )
+        for r in records
+    )
+    snap_clips = tuple(
+        Clip(
+            segment_id=c.segment.segment_id,
+            media_kind=media_kind(c.segment.media_type),
+            recorded_end=c.segment.end_at,
+            uploaded_at=c.segment.received_at,
+            upload_deadline=clip_deadline(c.segment, rb),
+            transcript_present=bool((c.transcript or "").strip()),
+        )
+        for c in clips
+    )
+    return CaseSnapshot(
+        case_id=str(case.id),
+        enforcement_type=case.enforcement_type,
+        start_mode=case.start_mode,
+        stage=case.stage,
+        started_at=case.created_at,
+        records=snap_records,
+        clips=snap_clips,
+        facts=frozenset(json.loads(case.facts or "[]")),
+        not_started=case.not_started,
+        execution_ended_at=case.execution_ended_at,
+        archived_at=case.archived_at,
+        archive_deadline=case.archive_deadline,
+    )
+
+
+def summarise(case: Case, findings: Sequence[Finding], now: dt.datetime) -> None:
+    case.finding_errors = sum(1 for f in findings if f.severity == Severity.ERROR)
+    case.finding_warnings = sum(1 for f in findings if f.severity == Severity.WARNING)
+    case.findings_at = now
+
+
+async def refresh_findings(
+    session: AsyncSession, rb: Rulebook, case: Case, now: dt.datetime | None = None
+) -> list[Finding]:
+    """Evaluate the case and store its finding counts on the row (caller commits)."""
+    now = now or utcnow()
+    findings = evaluate(await build_snapshot(session, rb, case), rb, now)
+    summarise(case, findings, now)
+    return findings
