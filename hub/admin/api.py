@@ -83,7 +83,8 @@ class ApprovalIn(Body):
 
 class LinkIn(Body):
     segment_id: str = Field(max_length=64)
-    record_id: int | None = None
+    record_id: int | None = Field(None, description="关联到的记录（环节）；不填则关联到案件")
+    reason: str = Field("人工关联", max_length=2000, description="关联理由")
 
 
 class UserIn(Body):
@@ -332,7 +333,7 @@ async def link_clip(case_id: int, body: LinkIn, ctx: Ctx = need("clip.link")) ->
     if body.record_id is not None:
         await service.get_record(ctx.db, case, body.record_id)
     created = await links_adapter.link(ctx.db, body.segment_id, case.id, body.record_id,
-                                       ctx.require_actor().audit)
+                                       ctx.require_actor().audit, body.reason)
     case.updated_at = utcnow()
     await service.refresh_findings(ctx.db, ctx.rb, case)
     await ctx.db.commit()
@@ -341,12 +342,14 @@ async def link_clip(case_id: int, body: LinkIn, ctx: Ctx = need("clip.link")) ->
 
 @router.delete("/cases/{case_id}/clips/{segment_id}", summary="取消关联音像记录")
 async def unlink_clip(case_id: int, segment_id: str, record_id: int | None = None,
+                      reason: str = Query(..., min_length=1, max_length=2000,
+                                          description="取消关联的原因"),
                       ctx: Ctx = need("clip.link")) -> dict[str, Any]:
     case = ctx.require_case()
     if case.archived_at is not None:
         raise InvalidInput("案件已归档，不能取消关联。")
     if not await links_adapter.unlink(ctx.db, segment_id, case.id, record_id,
-                                      ctx.require_actor().audit):
+                                      ctx.require_actor().audit, reason):
         raise NotFound("该音像记录未关联到本案。")
     await service.refresh_findings(ctx.db, ctx.rb, case)
     await ctx.db.commit()

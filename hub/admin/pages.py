@@ -488,7 +488,7 @@ async def clip_candidates(case_id: int, ctx: Ctx = need("clip.link")) -> Respons
     span = dt.timedelta(days=int(days) if days.isdigit() and int(days) <= 90 else 3)
     end = utcnow() + dt.timedelta(hours=1)
     start = min(case.created_at - dt.timedelta(days=1), end - span)
-    linked = {c.segment.segment_id for c in await views.linked_clips(ctx.db, case.id)}
+    linked = {c.segment.segment_id for c in await views.linked_clips(ctx.db, ctx.rb, case.id)}
     segs = [s for s in await links_adapter.candidate_segments(ctx.db, sorted(officers), start,
                                                               end, limit=100)
             if s.segment_id not in linked]
@@ -505,7 +505,8 @@ async def link_clip(case_id: int, ctx: Ctx = need("clip.link")) -> Response:
     rid = _form_int(form, "record_id")
     if rid is not None:
         await service.get_record(ctx.db, case, rid)
-    await links_adapter.link(ctx.db, segment_id, case.id, rid, ctx.require_actor().audit)
+    await links_adapter.link(ctx.db, segment_id, case.id, rid, ctx.require_actor().audit,
+                             _form_str(form, "reason", 2000) or "承办人人工关联")
     case.updated_at = utcnow()
     await service.refresh_findings(ctx.db, ctx.rb, case)
     await ctx.db.commit()
@@ -527,8 +528,11 @@ async def unlink_clip(case_id: int, segment_id: str, ctx: Ctx = need("clip.link"
     case = ctx.require_case()
     if case.archived_at is not None:
         raise InvalidInput("案件已归档，不能取消关联。")
+    reason = _form_str(form, "reason", 2000)
+    if not reason:
+        raise InvalidInput("取消关联须填写原因（关联变更留痕）。")
     if not await links_adapter.unlink(ctx.db, segment_id, case.id, _form_int(form, "record_id"),
-                                      ctx.require_actor().audit):
+                                      ctx.require_actor().audit, reason):
         raise NotFound("该音像记录未关联到本案。")
     await service.refresh_findings(ctx.db, ctx.rb, case)
     await ctx.db.commit()

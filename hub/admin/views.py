@@ -23,7 +23,7 @@ from ..audit.log import record_event
 from ..cases import links_adapter
 from ..cases.forms import CHINA, display_value
 from ..cases.service import Actor, addable_kinds, record_versions
-from ..cases.snapshot import LinkedClip, build_snapshot, clip_deadline, linked_clips, summarise
+from ..cases.snapshot import LinkedClip, build_snapshot, linked_clips, summarise
 from ..db.cases_models import (
     Approval,
     Case,
@@ -131,7 +131,7 @@ async def case_detail(ctx: Ctx, case: Case) -> dict[str, Any]:
     attachments = list((await db.execute(
         select(CaseAttachment).where(CaseAttachment.case_id == case.id)
         .order_by(CaseAttachment.id))).scalars())
-    clips = await linked_clips(db, case.id)
+    clips = await linked_clips(db, rb, case.id)
     users = {u.id: u for u in (await db.execute(
         select(User).where(User.id.in_(union(
             select(CaseMember.user_id).where(CaseMember.case_id == case.id),
@@ -238,7 +238,6 @@ async def case_detail(ctx: Ctx, case: Case) -> dict[str, Any]:
         "next_stage": next_stage,
         "next_stage_name": rb.stages[next_stage].name if next_stage else None,
         "is_last_stage": next_stage is None,
-        "deadlines": {c.segment.segment_id: clip_deadline(c.segment, rb) for c in clips},
         "now": now,
     }
 

@@ -1,125 +1,135 @@
-"""The one module that knows where clip links live.
+"""The one module that knows where clip links and the oversight views live: hub/oversight.
 
-hub/oversight (segment_links, ``auto_link_step``, ``links_for_case``, upload deadlines, gap
-alerts) is being written; until it lands, links are kept in the interim table
-``case_clip_links`` and the oversight views (gaps, overdue) are empty. When it lands only this
-file changes. Every link and unlink is an audit entry (LINK / UNLINK).
+Links are hub/oversight's ``segment_links`` (never deleted, unlinking marks them removed with
+a reason; every link and unlink is an audit entry). A case is ``str(case.id)`` there and a
+step is ``str(record.id)``; a clip linked to the case as a whole has step ``CASE_STEP``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .. import oversight
 from ..audit.entries import EventType
 from ..audit.log import record_event
-from ..db.cases_models import ClipLink
+from ..db.cases_models import ClipTranscript
 from ..db.models import Segment
+from ..db.oversight_models import SegmentDeadline, SegmentLink
 from ..db.types import utcnow
-from ..policy.linking import DEFAULT_TOLERANCE, CaseStep, decide_links
-from ..policy.linking import Segment as PolicySegment
+from ..policy.linking import CaseStep
 
 UNASSIGNED = "unassigned"
+CASE_STEP = "case"
+OVERSIGHT_AVAILABLE = True
 
 
 @dataclass(frozen=True)
 class Link:
+    link_id: int
     segment_id: str
     case_id: int
     record_id: int | None
     how: str  # manual / auto
     by: str
     at: dt.datetime
-    transcript: str | None = None
+    reason: str = ""
+
+
+def _step(record_id: int | None) -> str:
+    return CASE_STEP if record_id is None else str(record_id)
+
+
+def _link(row: SegmentLink) -> Link:
+    rid = int(row.step_id) if row.step_id.isdigit() else None
+    return Link(row.id, row.segment_id, int(row.case_id), rid, row.method, row.created_by,
+                row.created_at, row.reason)
 
 
 async def link(
     session: AsyncSession, segment_id: str, case_id: int, record_id: int | None, actor: str,
-    how: str = "manual",
+    reason: str = "人工关联",
 ) -> bool:
     """Link a stored segment to a case (and one of its records). False if already linked."""
-    exists = (
-        await session.execute(
-            select(ClipLink.id).where(
-                ClipLink.segment_id == segment_id, ClipLink.case_id == case_id,
-                ClipLink.record_id.is_(None) if record_id is None
-                else ClipLink.record_id == record_id,
-            )
-        )
-    ).first()
-    if exists is not None:
+    try:
+        await oversight.link_segment(session, segment_id, str(case_id), _step(record_id), actor,
+                                     reason or "人工关联")
+    except oversight.AlreadyLinked:
         return False
-    session.add(ClipLink(segment_id=segment_id, case_id=case_id, record_id=record_id, how=how,
-                         by_actor=actor, at=utcnow()))
-    await session.flush()
-    await record_event(
-        session, EventType.LINK, actor, [f"segment:{segment_id}", f"case:{case_id}"],
-        {"record": record_id, "how": how},
-    )
     return True
 
 
 async def unlink(
     session: AsyncSession, segment_id: str, case_id: int, record_id: int | None, actor: str,
+    reason: str = "人工解除关联",
 ) -> bool:
-    cond = [ClipLink.segment_id == segment_id, ClipLink.case_id == case_id]
-    if record_id is not None:
-        cond.append(ClipLink.record_id == record_id)
-    result: Any = await session.execute(delete(ClipLink).where(*cond))
-    if not result.rowcount:
-        return False
-    await record_event(
-        session, EventType.UNLINK, actor, [f"segment:{segment_id}", f"case:{case_id}"],
-        {"record": record_id},
-    )
-    return True
+    rows = [r for r in await oversight.links_for_segment(session, segment_id)
+            if r.case_id == str(case_id) and (record_id is None or r.step_id == _step(record_id))]
+    for row in rows:
+        await oversight.unlink(session, row.id, actor, reason or "人工解除关联")
+    return bool(rows)
 
 
 async def links_for_case(session: AsyncSession, case_id: int) -> list[Link]:
-    rows = (
-        await session.execute(
-            select(ClipLink).where(ClipLink.case_id == case_id).order_by(ClipLink.at, ClipLink.id)
-        )
-    ).scalars()
-    return [Link(r.segment_id, r.case_id, r.record_id, r.how, r.by_actor, r.at, r.transcript)
-            for r in rows]
+    return [_link(r) for r in await oversight.links_for_case(session, str(case_id))]
 
 
 async def cases_for_segment(session: AsyncSession, segment_id: str) -> list[int]:
-    rows = await session.execute(
-        select(ClipLink.case_id).where(ClipLink.segment_id == segment_id).distinct()
+    rows = await oversight.links_for_segment(session, segment_id)
+    return sorted({int(r.case_id) for r in rows if r.case_id.isdigit()})
+
+
+async def auto_link_step(session: AsyncSession, step: CaseStep, actor: str = "hub") -> list[str]:
+    """Link the stored segments of the step's assignees recorded in its time window."""
+    return [row.segment_id for row in await oversight.auto_link_step(session, step)]
+
+
+async def deadlines(session: AsyncSession, segment_ids: Iterable[str]
+                    ) -> dict[str, dt.datetime | None]:
+    """第二十六条 deadlines as hub/oversight computed them at ingest (administrator's calendar
+    included); segments it has no row for are absent."""
+    ids = sorted(set(segment_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(SegmentDeadline.segment_id, SegmentDeadline.deadline)
+                                 .where(SegmentDeadline.segment_id.in_(ids)))
+    return {r[0]: r[1] for r in rows}
+
+
+async def transcripts(session: AsyncSession, segment_ids: Iterable[str]) -> dict[str, str]:
+    ids = sorted(set(segment_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(ClipTranscript.segment_id, ClipTranscript.text)
+                                 .where(ClipTranscript.segment_id.in_(ids)))
+    return {r[0]: r[1] for r in rows}
+
+
+async def set_transcript(
+    session: AsyncSession, segment_id: str, case_id: int, text: str, actor: str,
+    source: str = "manual",
+) -> bool:
+    """Attach the 第二十七条 transcript of an audio clip linked to the case."""
+    if case_id not in await cases_for_segment(session, segment_id):
+        return False
+    row = await session.get(ClipTranscript, segment_id)
+    if row is None:
+        session.add(ClipTranscript(segment_id=segment_id, text=text, source=source,
+                                   by_actor=actor, at=utcnow()))
+    else:
+        row.text, row.source, row.by_actor, row.at = text, source, actor, utcnow()
+    await session.flush()
+    await record_event(
+        session, EventType.RECORD_CHANGED, actor, [f"segment:{segment_id}", f"case:{case_id}"],
+        {"what": "clip_transcript", "length": len(text)},
     )
-    return [int(r[0]) for r in rows]
-
-
-async def auto_link_step(
-    session: AsyncSession, step: CaseStep, actor: str = "hub",
-    tolerance: dt.timedelta = DEFAULT_TOLERANCE,
-) -> list[str]:
-    """Link the stored segments of the step's assignees recorded in its time window; returns
-    the newly linked segment ids (the decision is hub.policy.linking's)."""
-    if not step.assignees:
-        return []
-    lo = step.start - tolerance - dt.timedelta(hours=12)  # segments are minutes long
-    q = select(Segment).where(Segment.officer_id.in_(sorted(step.assignees)),
-                              Segment.end_at >= step.start - tolerance)
-    if step.end is not None:
-        q = q.where(Segment.start_at <= step.end + tolerance)
-    q = q.where(Segment.start_at >= lo) if step.end is None else q
-    linked: list[str] = []
-    for seg in (await session.execute(q.order_by(Segment.start_at))).scalars():
-        officer = None if seg.officer_id in ("", UNASSIGNED) else seg.officer_id
-        ps = PolicySegment(seg.device_id, officer, seg.start_at, max(seg.end_at, seg.start_at))
-        if any(d.linked for d in decide_links(ps, [step], tolerance)):
-            if await link(session, seg.segment_id, int(step.case_id), int(step.step_id),
-                          actor, how="auto"):
-                linked.append(seg.segment_id)
-    return linked
+    return True
 
 
 async def candidate_segments(
@@ -136,32 +146,19 @@ async def candidate_segments(
     return list((await session.execute(q.order_by(Segment.start_at).limit(limit))).scalars())
 
 
-async def set_transcript(
-    session: AsyncSession, segment_id: str, case_id: int, text: str, actor: str
-) -> bool:
-    """Attach the 第二十七条 transcript of an audio clip (on every link of it to the case)."""
-    rows = list((await session.execute(
-        select(ClipLink).where(ClipLink.segment_id == segment_id, ClipLink.case_id == case_id)
-    )).scalars())
-    if not rows:
-        return False
-    for row in rows:
-        row.transcript = text
-    await record_event(
-        session, EventType.RECORD_CHANGED, actor, [f"segment:{segment_id}", f"case:{case_id}"],
-        {"what": "clip_transcript", "length": len(text)},
-    )
-    return True
-
-
-async def gaps_and_overdue(session: AsyncSession) -> dict[str, Any]:
-    """Per device: {'gaps': [...], 'overdue': [...]} from hub/oversight (empty until it lands)."""
-    return {}
+async def gaps_and_overdue(session: AsyncSession) -> dict[str, dict[str, list[Any]]]:
+    """Per device: open completeness alerts ('gaps') and not-uploaded runs past their
+    第二十六条 deadline ('overdue')."""
+    out: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"gaps": [], "overdue": []})
+    for alert in await oversight.list_alerts(session, open_only=True):
+        if alert.device_id:
+            out[alert.device_id]["gaps"].append(alert)
+    for item in await oversight.overdue_segments(session):
+        out[item.device_id]["overdue"].append(item)
+    return dict(out)
 
 
 async def alerts(session: AsyncSession) -> list[dict[str, Any]]:
-    """Oversight alerts (gaps, upload overdue) once hub/oversight lands."""
-    return []
-
-
-OVERSIGHT_AVAILABLE = False
+    """Open oversight alerts (gaps, replaced segments, not uploaded, calendar) for people."""
+    return [{"id": a.id, "kind": a.kind, "at": a.created_at, "device_id": a.device_id or "—",
+             "message": a.message_zh} for a in await oversight.list_alerts(session, open_only=True)]

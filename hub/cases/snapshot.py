@@ -64,9 +64,10 @@ class LinkedClip:
     record_ids: tuple[int | None, ...]
     how: str
     transcript: str | None
+    deadline: dt.datetime | None
 
 
-async def linked_clips(session: AsyncSession, case_id: int) -> list[LinkedClip]:
+async def linked_clips(session: AsyncSession, rb: Rulebook, case_id: int) -> list[LinkedClip]:
     links = await links_adapter.links_for_case(session, case_id)
     if not links:
         return []
@@ -76,16 +77,17 @@ async def linked_clips(session: AsyncSession, case_id: int) -> list[LinkedClip]:
         for s in (await session.execute(select(Segment).where(Segment.segment_id.in_(ids))))
         .scalars()
     }
+    texts = await links_adapter.transcripts(session, ids)
+    due = await links_adapter.deadlines(session, ids)
     by_seg: dict[str, list[links_adapter.Link]] = defaultdict(list)
     for link in links:
         by_seg[link.segment_id].append(link)
     out = []
     for sid, group in by_seg.items():
         if sid in segs:
-            transcript = next((t for t in (getattr(g, "transcript", None) for g in group) if t),
-                              None)
+            deadline = due[sid] if sid in due else clip_deadline(segs[sid], rb)
             out.append(LinkedClip(segs[sid], tuple(g.record_id for g in group), group[0].how,
-                                  transcript))
+                                  texts.get(sid), deadline))
     out.sort(key=lambda c: (c.segment.start_at, c.segment.segment_id))
     return out
 
@@ -105,7 +107,7 @@ async def build_snapshot(
             select(CaseAttachment).where(CaseAttachment.case_id == case.id)
         )).scalars())
     if clips is None:
-        clips = await linked_clips(session, case.id)
+        clips = await linked_clips(session, rb, case.id)
     atts: dict[int | None, list[Attachment]] = defaultdict(list)
     for a in attachments:
         atts[a.record_id].append(attachment_snapshot(a))
@@ -128,7 +130,7 @@ async def build_snapshot(
             media_kind=media_kind(c.segment.media_type),
             recorded_end=c.segment.end_at,
             uploaded_at=c.segment.received_at,
-            upload_deadline=clip_deadline(c.segment, rb),
+            upload_deadline=c.deadline,
             transcript_present=bool((c.transcript or "").strip()),
         )
         for c in clips

@@ -5,8 +5,8 @@ Schema changes go through Alembic (migration ``0005_cases``, branch ``cases``).
 
 - A record is never overwritten silently: ``case_records`` holds the current fields and a
   version number, ``case_record_versions`` every version ever submitted (who, when, why).
-- ``case_clip_links`` keeps manual and automatic clip links until hub/oversight's
-  ``segment_links`` replaces it; only ``lerec.hub.cases.links_adapter`` touches it.
+- Clip links live in hub/oversight's ``segment_links`` (step id = record id);
+  ``clip_transcripts`` holds the 第二十七条 transcript of audio segments.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
-    Index,
     Integer,
     String,
     Text,
@@ -185,20 +184,13 @@ class CaseAttachment(Base):
     uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ClipLink(Base):
-    """Interim storage for segment links (manual or automatic), until hub/oversight lands."""
+class ClipTranscript(Base):
+    """第二十七条: the transcript (文字记录) of an audio segment from a recorder."""
 
-    __tablename__ = "case_clip_links"
-    __table_args__ = (
-        UniqueConstraint("segment_id", "case_id", "record_id", name="uq_case_clip_links"),
-        Index("ix_case_clip_links_case", "case_id"),
-    )
+    __tablename__ = "clip_transcripts"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    segment_id: Mapped[str] = mapped_column(ForeignKey("segments.segment_id"), index=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
-    record_id: Mapped[int | None] = mapped_column(ForeignKey("case_records.id"))
-    how: Mapped[str] = mapped_column(String(16))  # manual / auto
+    segment_id: Mapped[str] = mapped_column(ForeignKey("segments.segment_id"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(64), default="manual")
     by_actor: Mapped[str] = mapped_column(String(128))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    transcript: Mapped[str | None] = mapped_column(Text)

@@ -1,5 +1,5 @@
 """cases: users, web sessions, cases, members, records and their versions, approvals,
-attachments, stage changes, interim clip links
+attachments, stage changes, clip transcripts
 
 Revision ID: 0005_cases
 Revises: 0001
@@ -152,25 +152,19 @@ def upgrade() -> None:
     op.create_index("ix_case_attachments_case_id", "case_attachments", ["case_id"])
     op.create_index("ix_case_attachments_record_id", "case_attachments", ["record_id"])
     op.create_table(
-        "case_clip_links",
-        _id(),
+        "clip_transcripts",
         sa.Column("segment_id", sa.String(64), sa.ForeignKey("segments.segment_id"),
-                  nullable=False),
-        sa.Column("case_id", sa.Integer(), sa.ForeignKey("cases.id"), nullable=False),
-        sa.Column("record_id", sa.Integer(), sa.ForeignKey("case_records.id")),
-        sa.Column("how", sa.String(16), nullable=False),
+                  primary_key=True),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("source", sa.String(64), nullable=False),
         sa.Column("by_actor", sa.String(128), nullable=False),
         sa.Column("at", UTCDateTime(), nullable=False),
-        sa.Column("transcript", sa.Text()),
-        sa.UniqueConstraint("segment_id", "case_id", "record_id", name="uq_case_clip_links"),
     )
-    op.create_index("ix_case_clip_links_case", "case_clip_links", ["case_id"])
-    op.create_index("ix_case_clip_links_segment_id", "case_clip_links", ["segment_id"])
 
 
 def downgrade() -> None:
     for table in (
-        "case_clip_links", "case_attachments", "case_approvals", "case_record_versions",
+        "clip_transcripts", "case_attachments", "case_approvals", "case_record_versions",
         "case_records", "case_stage_changes", "case_members", "cases", "web_sessions", "users",
     ):
         op.drop_table(table)
