@@ -1,0 +1,246 @@
+"""A migrated database per test: a SQLite file in tmp_path, or, when LEREC_TEST_DATABASE_URL
+is set (postgresql://postgres@127.0.0.1:5432/test), a PostgreSQL database cloned per test from
+a template migrated once per session; every database this session creates is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+from lerec.hub.db import make_engine, migrate, sessionmaker, sqlite_url
+
+PG_URL = os.environ.get("LEREC_TEST_DATABASE_URL")
+
+
+def _pg(url: str, dbname: str) -> str:
+    base = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    return base.rsplit("/", 1)[0] + "/" + dbname
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    assert PG_URL is not None
+    dsn = PG_URL.rsplit("/", 1)[0] + "/postgres"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_template():
+    if PG_URL is None:
+        yield None
+        return
+    name = f"lerec_trust_tmpl_{uuid.uuid4().hex[:10]}"
+
+    async def setup() -> None:
+        await _admin(f'CREATE DATABASE "{name}"')
+        engine = make_engine(_pg(PG_URL, name))
+        await migrate(engine)
+        await engine.dispose()
+
+    asyncio.run(setup())
+    yield name
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def db_url(tmp_path, pg_template):
+    if pg_template is None:
+        url = sqlite_url(tmp_path / "hub.db")
+        engine = make_engine(url)
+        await migrate(engine)
+        await engine.dispose()
+        yield url
+        return
+    name = f"{pg_template}_{uuid.uuid4().hex[:8]}"
+    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    yield _pg(PG_URL, name)
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def engine(db_url):
+    eng = make_engine(db_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine):
+    return sessionmaker(engine)
+
+
+class Tamper:
+    """Changes made outside the application: the tamperer's view of the database."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    async def sql(self, *statements: str) -> None:
+        async with self.engine.begin() as conn:
+            for stmt in statements:
+                await conn.exec_driver_sql(stmt)
+
+    async def scalar(self, statement: str):
+        async with self.engine.connect() as conn:
+            return (await conn.exec_driver_sql(statement)).scalar()
+
+    def blob(self, data: bytes) -> str:
+        if self.engine.dialect.name == "sqlite":
+            return f"x'{data.hex()}'"
+        return f"'\\x{data.hex()}'::bytea"
+
+    def drop_audit_triggers(self) -> list[str]:
+        if self.engine.dialect.name == "postgresql":
+            return [
+                "DROP TRIGGER IF EXISTS audit_entries_no_change ON audit_entries",
+                "DROP TRIGGER IF EXISTS audit_nodes_no_change ON audit_nodes",
+                "DROP TRIGGER IF EXISTS audit_checkpoints_no_change ON audit_checkpoints",
+                "DROP TRIGGER IF EXISTS audit_entries_next_only ON audit_entries",
+            ]
+        return [f"DROP TRIGGER IF EXISTS {t}" for t in (
+            "audit_entries_no_update", "audit_entries_no_delete", "audit_entries_next_only",
+            "audit_nodes_no_update", "audit_nodes_no_delete", "audit_checkpoints_no_update",
+            "audit_checkpoints_no_delete")]
+
+
+@pytest.fixture
+def tamper(engine) -> Tamper:
+    return Tamper(engine)
+
+
+# --- Evidence: enrolled devices and stored, receipted segments, made directly ------------------
+
+import datetime as dt
+import hashlib
+import tempfile
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from lerec.hub.audit.entries import EventType
+from lerec.hub.audit.log import record_event
+from lerec.hub.db import Device, Segment
+from lerec.hub.db.types import from_ms
+from lerec.hub.storage import LocalBlobStore
+from lerec.protocol import ClockInfo, Receipt, SegmentManifest, sign_message
+from lerec.protocol.keys import raw_public
+
+T0 = 1_780_000_000_000  # 2026-05-28, ms
+
+
+class Evidence:
+    """Enrolled recorders and receipted segments, written as the ingest daemon writes them."""
+
+    def __init__(self, sessions, store: LocalBlobStore) -> None:
+        self.sessions = sessions
+        self.store = store
+        self.hub_key = Ed25519PrivateKey.generate()
+        self.device_keys: dict[str, Ed25519PrivateKey] = {}
+        self.last: dict[str, tuple[int, bytes]] = {}
+
+    async def device(self, device_id: str) -> Ed25519PrivateKey:
+        if device_id not in self.device_keys:
+            key = self.device_keys[device_id] = Ed25519PrivateKey.generate()
+            async with self.sessions() as s, s.begin():
+                s.add(Device(device_id=device_id, signing_key=raw_public(key.public_key()),
+                             officer_id="officer-1"))
+        return self.device_keys[device_id]
+
+    async def segment(self, device_id: str, data: bytes, *, media_type: str = "video/mp4",
+                      seq: int | None = None, start_ms: int | None = None,
+                      codecs: tuple[str, ...] = ("avc1", "mp4a")) -> Segment:
+        key = await self.device(device_id)
+        last_seq, last_hash = self.last.get(device_id, (-1, bytes(32)))
+        seq = last_seq + 1 if seq is None else seq
+        start = start_ms if start_ms is not None else T0 + seq * 60_000
+        digest = hashlib.sha256(data).digest()
+        m = SegmentManifest(
+            device_id=device_id, officer_id="officer-1", segment_id=f"{device_id}-{seq:06d}",
+            seq=seq, prev_hash=last_hash, start_ms=start, end_ms=start + 5000,
+            clock=ClockInfo("synced", "hub", 0, 10), media_type=media_type, codecs=codecs,
+            length=len(data), sha256=digest, chunk_size=65536, capture_method="执法记录仪 录像",
+            producer="officer-1", object_of_proof="现场检查", note="", important=False,
+            prerecord_ms=0, recovered=False, encryption=None,
+        )
+        wire = sign_message(m, key)
+        mhash = hashlib.sha256(wire).digest()
+        with tempfile.NamedTemporaryFile(dir=self.store.staging_dir, delete=False) as f:
+            f.write(data)
+        ref = await self.store.put_file(Path(f.name), digest.hex(), len(data))
+        receipt = sign_message(Receipt(
+            hub_id="hub", device_id=device_id, segment_id=m.segment_id, seq=seq, sha256=digest,
+            length=len(data), manifest_hash=mhash, received_ms=start + 60_000, stored_ref=ref,
+        ), self.hub_key)
+        row = Segment(
+            segment_id=m.segment_id, device_id=device_id, seq=seq, officer_id=m.officer_id,
+            start_at=from_ms(m.start_ms), end_at=from_ms(m.end_ms), media_type=media_type,
+            length=len(data), sha256=digest.hex(), important=False, recovered=False,
+            clock_state="synced", clock_offset_ms=0, prev_hash=m.prev_hash, manifest=wire,
+            manifest_hash=mhash, receipt=receipt, stored_ref=ref,
+            received_at=from_ms(start + 60_000),
+        )
+        async with self.sessions() as s, s.begin():
+            s.add(row)
+            await s.flush()
+            subjects = (f"segment:{m.segment_id}", f"device:{device_id}")
+            await record_event(s, EventType.SEGMENT_INGESTED, f"device:{device_id}", subjects, {
+                "seq": seq, "sha256": digest.hex(), "length": len(data), "stored_ref": ref,
+                "manifest_hash": mhash.hex(), "officer_id": m.officer_id, "important": False,
+                "recovered": False, "clock": "synced"},
+                at=dt.datetime.fromtimestamp((start + 60_000) / 1000, dt.UTC))
+        self.last[device_id] = (seq, mhash)
+        return row
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "store")
+
+
+@pytest.fixture
+def evidence(sessions, store) -> Evidence:
+    return Evidence(sessions, store)
+
+
+def make_mp4(path: Path, seconds: float = 1.0, size: tuple[int, int] = (160, 120)) -> Path:
+    """A small real H.264 + AAC MP4 (PyAV)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as out:
+        v = out.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
+        v.options = {"preset": "ultrafast"}
+        a = out.add_stream("aac", rate=16000)
+        frames = int(seconds * 10)
+        for i in range(frames):
+            img = np.full((size[1], size[0], 3), (i * 20) % 255, dtype=np.uint8)
+            for pkt in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(pkt)
+        for pkt in v.encode():
+            out.mux(pkt)
+        samples = int(seconds * 16000)
+        t = np.arange(samples) / 16000
+        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32).reshape(1, -1)
+        for off in range(0, samples, 1024):
+            chunk = tone[:, off:off + 1024]
+            if chunk.shape[1] < 1024:
+                break
+            fr = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            fr.sample_rate = 16000
+            for pkt in a.encode(fr):
+                out.mux(pkt)
+        for pkt in a.encode():
+            out.mux(pkt)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mp4_bytes(tmp_path_factory) -> bytes:
+    return make_mp4(tmp_path_factory.mktemp("media") / "clip.mp4").read_bytes()
