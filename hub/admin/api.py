@@ -114,6 +114,7 @@ async def get_session(ctx: Ctx = need("public")) -> Response:
     token = None
     if ctx.web_session is None:
         token, ctx.web_session = await new_session(ctx.db, None, ANON_SESSION)
+        ctx.csrf = ctx.web_session.csrf_token
         await ctx.db.commit()
     body = {"authenticated": ctx.actor is not None, "csrf_token": ctx.csrf,
             "user": user_json(ctx.user) if ctx.user else None}

@@ -90,6 +90,7 @@ async def login_page(request: Request, next: str = "/cases", ctx: Ctx = need("pu
     token = None
     if ctx.web_session is None:
         token, ctx.web_session = await new_session(ctx.db, None, ANON_SESSION)
+        ctx.csrf = ctx.web_session.csrf_token
         await ctx.db.commit()
     resp = render(ctx, "login.html", next=_safe_next(next), error=None, username="")
     if token:
@@ -113,11 +114,11 @@ async def authenticate(ctx: Ctx, name: str, password: str) -> User | None:
         return user
     recent.append(now)
     failures[name] = recent
-    await ctx.db.rollback()
-    async with ctx.db.begin():
-        subject = [f"user:{name}"] if user_service.NAME_RE.fullmatch(name or "") else []
-        await record_event(ctx.db, EventType.LOGIN_FAILED, "anonymous", subject,
-                           {"reason": "locked" if locked else "bad_credentials"})
+    await ctx.rollback()
+    subject = [f"user:{name}"] if user_service.NAME_RE.fullmatch(name or "") else []
+    await record_event(ctx.db, EventType.LOGIN_FAILED, "anonymous", subject,
+                       {"reason": "locked" if locked else "bad_credentials"})
+    await ctx.db.commit()
     return None
 
 
@@ -222,7 +223,7 @@ async def create_case(ctx: Ctx = need("case.create")) -> Response:
             facts=[f for f in form.getlist("facts") if isinstance(f, str)],
         )
     except InvalidInput as exc:
-        await ctx.db.rollback()
+        await ctx.rollback()
         return render(ctx, "case_new.html", status=400, handlers=await _handlers(ctx),
                       officers=await _officers(ctx), error=exc.message, form=dict(form))
     await ctx.db.commit()
@@ -289,7 +290,7 @@ async def add_record(case_id: int, ctx: Ctx = need("record.write")) -> Response:
         rec = await service.add_record(ctx.db, ctx.rb, ctx.require_actor(), case, kind.id,
                                        fields, window_end=_window_end(form))
     except InvalidInput as exc:
-        await ctx.db.rollback()
+        await ctx.rollback()
         return await _render_record_form(ctx, kind, fields, errors=exc.errors,
                                          message=exc.message, status=400,
                                          window_end=_form_str(form, "window_end", 40))
@@ -332,7 +333,7 @@ async def change_record(case_id: int, record_id: int, ctx: Ctx = need("record.wr
                                     reason, expected_version=_form_int(form, "version"),
                                     window_end=_window_end(form))
     except InvalidInput as exc:
-        await ctx.db.rollback()
+        await ctx.rollback()
         rec = await service.get_record(ctx.db, case, record_id)
         return await _render_record_form(ctx, kind, fields, record=rec, errors=exc.errors,
                                          message=exc.message, status=400, reason=reason,

@@ -81,11 +81,8 @@ class Ctx:
     user: User | None = None
     web_session: WebSession | None = None
     case: Case | None = None
+    csrf: str = ""  # the session's synchronizer token (kept as text: rows expire on rollback)
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def csrf(self) -> str:
-        return self.web_session.csrf_token if self.web_session else ""
 
     @property
     def app(self) -> Any:
@@ -94,6 +91,13 @@ class Ctx:
     @property
     def rb(self) -> Any:
         return self.request.app.state.rulebook
+
+    async def rollback(self) -> None:
+        """Undo this request's changes and reload the rows the route still shows."""
+        await self.db.rollback()
+        for row in (self.case, self.user, self.web_session):
+            if row is not None:
+                await self.db.refresh(row)
 
     def require_actor(self) -> Actor:
         if self.actor is None:
@@ -168,6 +172,7 @@ def need(permission: str) -> Any:
             ctx.web_session, ctx.user = await load_session(db, request)
             if ctx.user is not None:
                 ctx.actor = actor_for(ctx.user)
+            ctx.csrf = ctx.web_session.csrf_token if ctx.web_session else ""
             request.state.actor = ctx.actor
             request.state.csrf = ctx.csrf
             length = request.headers.get("content-length", "0")
@@ -187,8 +192,7 @@ def need(permission: str) -> Any:
                     raise await deny(ctx, 403, f"您的角色（{name}）无权{MATRIX[permission][1]}。"
                                      "如需办理，请联系有权限的人员。", "role")
             if request.method not in SAFE_METHODS:
-                if ctx.web_session is None or not await _csrf_ok(request,
-                                                                 ctx.web_session.csrf_token):
+                if ctx.web_session is None or not await _csrf_ok(request, ctx.csrf):
                     raise await deny(ctx, 403, "请求缺少有效的安全令牌（CSRF），已拒绝。"
                                      "请刷新页面后重新提交。", "csrf")
             case_id = request.path_params.get("case_id")

@@ -56,3 +56,47 @@ class Browser:
         r = await self.api("POST", "/api/v1/cases", body)
         assert r.status_code == 201, r.text
         return r.json()
+
+
+async def audit_rows(app, type_: str | None = None):  # noqa: ANN001, ANN201
+    """All audit entries (idx, type, actor, subjects, details) in order."""
+    from sqlalchemy import select
+
+    from lerec.hub.audit.entries import decode_event
+    from lerec.hub.db.audit_models import AuditEntry
+
+    async with app.state.sessions() as s:
+        q = select(AuditEntry).order_by(AuditEntry.idx)
+        if type_ is not None:
+            q = q.where(AuditEntry.type == type_)
+        rows = (await s.execute(q)).scalars().all()
+        return [(r.idx, r.type, r.actor, r.subjects.split(), dict(decode_event(bytes(r.data)).details))
+                for r in rows]
+
+
+async def user_id(app, name: str) -> int:  # noqa: ANN001
+    from sqlalchemy import select
+
+    from lerec.hub.db.cases_models import User
+
+    async with app.state.sessions() as s:
+        return (await s.execute(select(User.id).where(User.name == name))).scalar_one()
+
+
+async def add_segment(app, tmp_path, officer: str, start, seconds: float = 2.0,  # noqa: ANN001
+                      device: str = "rec-t1", media_type: str = "video/mp4", data=None):  # noqa: ANN001
+    """A stored segment (blob + row) as ingest leaves it; a real H.264 MP4 unless ``data``."""
+    import os
+
+    from lerec.hub.admin.demo import ensure_device, make_mp4, store_segment
+
+    path = tmp_path / f"clip-{os.urandom(4).hex()}.mp4"
+    if data is None:
+        make_mp4(path, seconds=seconds)
+    else:
+        path.write_bytes(data)
+    async with app.state.sessions() as s, s.begin():
+        await ensure_device(s, device, officer)
+        seg = await store_segment(s, app.state.store, path, device_id=device, officer_id=officer,
+                                  start=start, seconds=seconds, media_type=media_type)
+        return seg.segment_id
