@@ -40,7 +40,9 @@ def render(pki: Pki, data_dir: Path, port: int, bind: str = "127.0.0.1") -> Path
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "persist").mkdir(exist_ok=True)
     acl = data_dir / "acl"
-    acl.write_text(_template("acl.template"))
+    # The hub regenerates pki/acl on enroll/revoke (revoked recorders denied); fall back to the
+    # plain template for a PKI that never saw a fleet command.
+    acl.write_text(pki.acl.read_text() if pki.acl.exists() else _template("acl.template"))
     conf = Template(_template("mosquitto.conf.template")).substitute(
         user_line="user root" if os.geteuid() == 0 else "",
         port=port,
@@ -114,9 +116,19 @@ class Broker:
                 self.proc.wait()
         self.proc = None
 
-    def restart(self) -> None:
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop and start again on the same port (persistent sessions survive), optionally
+        staying down for ``down_seconds`` first."""
         self.stop()
+        if down_seconds:
+            time.sleep(down_seconds)
         self.start()
+
+    def reload(self) -> None:
+        """Re-render config and ACL, then SIGHUP mosquitto (re-reads config and ACL)."""
+        render(self.pki, self.data_dir, self.port)
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def __enter__(self) -> "Broker":
         self.start()

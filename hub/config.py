@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +24,56 @@ class BrokerSettings(BaseModel):
     share_group: str | None = Field(
         None, description="MQTT v5 shared-subscription group, for several hub workers"
     )
+    max_backoff: float = Field(30.0, description="longest wait between reconnect attempts (s)")
+
+
+class S3Settings(BaseModel):
+    """An S3-compatible object store (SeaweedFS, MinIO, Ceph RGW, AWS S3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_url: str = Field(description="e.g. http://127.0.0.1:8333")
+    bucket: str = Field(description="bucket for segment objects (created if missing)")
+    prefix: str = Field("objects/sha256/", description="key prefix inside the bucket")
+    region: str = Field("us-east-1", description="signing region")
+    access_key: str | None = Field(None, description="access key id (None: anonymous/env)")
+    secret_key: str | None = Field(None, description="secret access key")
+
+
+class StorageSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["local", "s3"] = Field(
+        "local", description="'local': content-addressed folder in storage_dir; 's3': object "
+        "store (staging always stays in storage_dir on the local disk)"
+    )
+    s3: S3Settings | None = Field(None, description="required when backend = 's3'")
+
+
+class MetricsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    port: int | None = Field(
+        None, description="serve Prometheus metrics at http://<bind>:<port>/metrics (None: off; "
+        "0: pick a free port)"
+    )
+    bind: str = Field("127.0.0.1", description="address the metrics endpoint listens on")
+    refresh_seconds: float = Field(
+        30.0, description="how often gap/overdue gauges are recomputed from the database"
+    )
+
+
+class DeviceDefaults(BaseModel):
+    """Settings the hub puts into every DeviceConfig it signs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segment_seconds: int = Field(300, description="length of one recorded segment")
+    prerecord_seconds: int = Field(30, description="pre-event buffer")
+    heartbeat_seconds: int = Field(30, description="heartbeat interval")
+    max_clock_offset_ms: int = Field(
+        3000, description="clock offset beyond which a recorder flags its clock as untrusted"
+    )
 
 
 class HubConfig(BaseModel):
@@ -30,21 +81,39 @@ class HubConfig(BaseModel):
 
     hub_id: str = Field("hub", description="identifier written into every receipt")
     database_url: str = Field(description="SQLAlchemy URL: sqlite:///path or postgresql://...")
-    storage_dir: Path = Field(description="folder of the content-addressed, write-once store")
+    storage_dir: Path = Field(
+        description="local folder: the content-addressed store (backend 'local') and staging"
+    )
     storage_reserve_bytes: int = Field(
         256 * 1024 * 1024, description="refuse new segments when free space would drop below"
     )
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings, description="which blob store keeps segments"
+    )
     signing_key: Path = Field(description="hub Ed25519 key that signs receipts and configs")
     box_key: Path = Field(description="hub X25519 key that opens sealed segments")
+    pki_dir: Path | None = Field(
+        None, description="hub CA folder (lerec-pki init): enroll issues certificates from it "
+        "and revoke rewrites its CRL and broker ACL"
+    )
     broker: BrokerSettings
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings, description="Prometheus")
+    devices: DeviceDefaults = Field(
+        default_factory=DeviceDefaults, description="recording settings pushed to recorders"
+    )
     log_level: str = Field("INFO", description="logging level")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="'json': one JSON object per line (for log shippers)"
+    )
 
     @classmethod
     def load(cls, path: Path) -> "HubConfig":
         try:
             data = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
+            raise ConfigError(
+                f"config file {path} does not exist (pass --config PATH)"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         base = Path(path).resolve().parent
@@ -52,6 +121,8 @@ class HubConfig(BaseModel):
             cfg = cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        if cfg.storage.backend == "s3" and cfg.storage.s3 is None:
+            raise ConfigError(f"{path}: storage.backend = 's3' needs a [storage.s3] section")
         return cfg.resolved(base)
 
     def resolved(self, base: Path) -> "HubConfig":
@@ -69,6 +140,7 @@ class HubConfig(BaseModel):
                 "storage_dir": fix(self.storage_dir),
                 "signing_key": fix(self.signing_key),
                 "box_key": fix(self.box_key),
+                "pki_dir": fix(self.pki_dir) if self.pki_dir is not None else None,
                 "broker": self.broker.model_copy(
                     update={
                         "ca": fix(self.broker.ca),

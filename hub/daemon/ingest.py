@@ -15,7 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -45,8 +46,11 @@ from ..audit.log import record_event
 from ..db.models import Device, Rejection, Segment
 from ..db.types import from_ms, to_ms, utcnow
 from ..errors import StorageError, StorageFull
-from ..storage import BlobStore
+from ..storage import BlobStore, ref_for
 from .staging import Transfer
+
+if TYPE_CHECKING:
+    from ..metrics import HubMetrics
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,8 @@ class IngestStats:
     bytes_stored: int = 0
     receipts_resent: int = 0
     chunks_duplicate: int = 0
+    manifests_replayed: int = 0  # manifest of a segment already stored
+    chunks_replayed: int = 0  # chunk already held, or of a segment already stored
     rejected: dict[str, int] = field(default_factory=dict)
 
 
@@ -92,6 +98,7 @@ class Ingest:
         box_key: X25519PrivateKey,
         publish: Publish,
         on_stored: Callable[[Segment], Awaitable[None]] | None = None,
+        metrics: HubMetrics | None = None,
     ) -> None:
         self.hub_id = hub_id
         self.sessions = sessions
@@ -101,6 +108,7 @@ class Ingest:
         self.publish = publish
         self.on_stored = on_stored
         self.stats = IngestStats()
+        self.metrics = metrics
         self._open: dict[tuple[str, str], _Open] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -113,6 +121,9 @@ class Ingest:
         except ProtocolError as exc:
             await self._record_rejection("?", "", topic, exc.code, exc.reason)
             return
+        if self.metrics is not None:
+            self.metrics.messages.labels(where.kind).inc()
+            self.metrics.last_seen.labels(where.device_id).set(time.time())
         lock = self._locks.setdefault(where.device_id, asyncio.Lock())
         async with lock:
             try:
@@ -157,8 +168,14 @@ class Ingest:
             ).scalar_one_or_none()
         if existing is not None:
             if existing.manifest_hash == signed.digest and existing.device_id == m.device_id:
-                log.info("replayed manifest for stored segment %s: resending receipt", m.segment_id)
+                log.warning("replay: manifest of already stored segment %s from %s; resending "
+                            "its receipt", m.segment_id, m.device_id,
+                            extra={"replay": "manifest", "device": m.device_id})
                 self.stats.receipts_resent += 1
+                self.stats.manifests_replayed += 1
+                if self.metrics is not None:
+                    self.metrics.replays.labels("manifest").inc()
+                    self.metrics.receipts_resent.inc()
                 await self._reply(m.device_id, existing.receipt)
                 return
             raise Refused("segment_id_reused", f"segment id {m.segment_id} is already stored "
@@ -215,9 +232,7 @@ class Ingest:
             async with self.sessions() as s:
                 stored = await s.get(Segment, chunk.segment_id)
             if stored is not None and stored.device_id == chunk.device_id:
-                self.stats.chunks_duplicate += 1
-                log.debug("chunk %d of stored segment %s ignored (replay)", chunk.index,
-                          chunk.segment_id)
+                self._chunk_replay(chunk, "of a segment already stored")
                 return
             raise Refused("no_transfer", f"chunk for unannounced segment {chunk.segment_id}; "
                           "announce the manifest first", fatal=False, segment_id=chunk.segment_id)
@@ -225,9 +240,9 @@ class Ingest:
         if chunk.index >= t.count:
             raise Refused("chunk_out_of_range", f"chunk {chunk.index} is past the announced "
                           f"{t.count} chunks", fatal=False, segment_id=m.segment_id)
+        await self._device_key(chunk.device_id)  # a revoked recorder is refused at once
         if t.has(chunk.index):
-            self.stats.chunks_duplicate += 1
-            log.debug("duplicate chunk %d of %s ignored", chunk.index, m.segment_id)
+            self._chunk_replay(chunk, "already received")
             return
         expected = m.chunk_wire_length(chunk.index)
         if len(chunk.data) != expected:
@@ -248,6 +263,16 @@ class Ingest:
         if t.complete:
             await self._finish(key, entry)
 
+    def _chunk_replay(self, chunk: Chunk, why: str) -> None:
+        """A chunk the hub already has: ignored, counted and logged as a replay (a broker
+        redelivery after a reconnect looks the same; either way nothing is stored twice)."""
+        self.stats.chunks_duplicate += 1
+        self.stats.chunks_replayed += 1
+        if self.metrics is not None:
+            self.metrics.replays.labels("chunk").inc()
+        log.info("replay: chunk %d of %s from %s %s; ignored", chunk.index, chunk.segment_id,
+                 chunk.device_id, why, extra={"replay": "chunk", "device": chunk.device_id})
+
     @staticmethod
     def _store_chunk(entry: _Open, chunk: Chunk) -> None:
         if hashlib.sha256(chunk.data).digest() != chunk.sha256:
@@ -263,8 +288,15 @@ class Ingest:
 
     async def _finish(self, key: tuple[str, str], entry: _Open) -> None:
         t, m, signed = entry.transfer, entry.transfer.manifest, entry.transfer.signed
-        digest = await asyncio.to_thread(t.digest)
         size = await asyncio.to_thread(t.size)
+        if size != m.length and m.length > 0 and await self.store.exists(ref_for(m.sha256.hex())):
+            # The blob went into the store but the row did not commit (crash, database down):
+            # the staged data was consumed by the store; finish with the stored object.
+            log.warning("segment %s: content already in the store, recording it",
+                        m.segment_id)
+            digest, size = m.sha256, m.length
+        else:
+            digest = await asyncio.to_thread(t.digest)
         if digest != m.sha256 or size != m.length:
             entry.transfer.discard()
             self._open.pop(key, None)
@@ -272,11 +304,20 @@ class Ingest:
                           "manifest (hash or length); the segment was discarded", fatal=True,
                           segment_id=m.segment_id)
         t.close()
+        # From here on the transfer is closed: whatever happens, forget the open entry so a
+        # retry reloads it from the staging folder instead of using closed descriptors.
+        self._open.pop(key, None)
         try:
-            ref = await self.store.put_file(t.data_path, digest.hex(), m.length)
+            await self._device_key(m.device_id)  # revoked while the chunks were arriving?
+        except Refused:
+            entry.transfer.discard()
+            raise
+        try:
+            if t.data_path.exists() or m.length == 0:
+                ref = await self.store.put_file(t.data_path, digest.hex(), m.length)
+            else:
+                ref = ref_for(digest.hex())
         except StorageError as exc:
-            entry.transfer.close()
-            self._open.pop(key, None)
             raise Refused("hub_storage_full" if isinstance(exc, StorageFull) else "storage_error",
                           str(exc), fatal=False, segment_id=m.segment_id) from None
         now = utcnow()
@@ -309,6 +350,9 @@ class Ingest:
         else:
             self.stats.segments_stored += 1
             self.stats.bytes_stored += m.length
+            if self.metrics is not None:
+                self.metrics.segments_stored.inc()
+                self.metrics.bytes_stored.inc(m.length)
             log.info("segment %s of %s stored as %s (seq %d, %d bytes)", m.segment_id,
                      m.device_id, ref, m.seq, m.length)
             if self.on_stored is not None:
@@ -341,6 +385,8 @@ class Ingest:
             if dev is not None:
                 dev.last_seen_at = utcnow()
                 dev.last_seq_reported = hb.last_seq if hb.last_seq >= 0 else None
+        if self.metrics is not None:
+            self.metrics.pending.labels(where.device_id).set(hb.pending_segments)
 
     # -- replies and refusals ----------------------------------------------------------------
 
@@ -359,7 +405,10 @@ class Ingest:
         self, device_id: str, segment_id: str, topic: str, code: str, reason: str
     ) -> None:
         self.stats.rejected[code] = self.stats.rejected.get(code, 0) + 1
-        log.warning("rejected message from %s on %s: [%s] %s", device_id, topic, code, reason)
+        if self.metrics is not None:
+            self.metrics.rejections.labels(code).inc()
+        log.warning("rejected message from %s on %s: [%s] %s", device_id, topic, code, reason,
+                    extra={"code": code, "device": device_id, "segment": segment_id})
         try:
             async with self.sessions() as s, s.begin():
                 s.add(Rejection(device_id=device_id[:128], segment_id=segment_id[:128],

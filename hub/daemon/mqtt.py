@@ -47,6 +47,7 @@ class MqttBridge:
         subscriptions: list[str],
         session_expiry: int = 7 * 24 * 3600,
         max_backoff: float = 30.0,
+        on_state: Callable[[bool], None] | None = None,
     ) -> None:
         self.subscriptions = subscriptions
         self.host, self.port = host, port
@@ -54,6 +55,7 @@ class MqttBridge:
         self._queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
         self._connected = asyncio.Event()
         self.connects = 0
+        self.on_state = on_state
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
@@ -73,13 +75,20 @@ class MqttBridge:
             log.error("broker refused the hub: %s", rc)
             return
         self.connects += 1
-        log.info("connected to broker %s:%d", self.host, self.port)
+        log.info("connected to broker %s:%d (connect #%d, session present: %s)", self.host,
+                 self.port, self.connects, getattr(_flags, "session_present", "?"))
+        # Renew the subscriptions on every connect: the broker may have lost the session
+        # (restart without persistence, expiry), and resubscribing an existing one is harmless.
         client.subscribe([(t, 1) for t in self.subscriptions])
+        if self.on_state is not None:
+            self.on_state(True)
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._connected.set)
 
     def _on_disconnect(self, _c: Any, _ud: Any, _flags: Any, rc: Any, _p: Any) -> None:
-        log.warning("disconnected from broker: %s (reconnecting)", rc)
+        log.warning("disconnected from broker: %s (reconnecting with back-off)", rc)
+        if self.on_state is not None:
+            self.on_state(False)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._connected.clear)
 

@@ -1,4 +1,5 @@
-"""The hub ingest daemon: broker connection + ingest core + database + blob store."""
+"""The hub ingest daemon: broker connection + ingest core + database + blob store, plus the
+Prometheus endpoint and the periodic fleet gauges, as named tasks in one TaskGroup."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import asyncio
 import logging
 from typing import Any
 
-from lerec.protocol import topics
+from lerec.protocol import keys, topics
 
 from ..config import HubConfig
 from ..db import make_engine, migrate, sessionmaker
-from lerec.protocol import keys
-from ..storage import LocalBlobStore
+from ..metrics import HubMetrics, refresh_fleet_gauges, serve_metrics
+from ..storage import BlobStore, open_store
 from .ingest import Ingest
 from .mqtt import MqttBridge, tls_context
 
@@ -25,30 +26,59 @@ class HubService:
         self.cfg = cfg
         self.engine = make_engine(cfg.database_url)
         self.sessions = sessionmaker(self.engine)
-        self.store = LocalBlobStore(cfg.storage_dir, reserve_bytes=cfg.storage_reserve_bytes)
+        self.store: BlobStore = open_store(cfg)
+        self.metrics = HubMetrics()
+        self.metrics_port: int | None = None
+        self._metrics_started: asyncio.Future[int] | None = None
         b = cfg.broker
         self.bridge = MqttBridge(
             host=b.host, port=b.port, client_id=b.client_id,
             tls=tls_context(b.ca, b.cert, b.key),
             subscriptions=topics.hub_subscriptions(b.share_group),
+            max_backoff=b.max_backoff, on_state=self._broker_state,
         )
         self.ingest = Ingest(
             hub_id=cfg.hub_id, sessions=self.sessions, store=self.store,
             signing_key=keys.ed25519_private(cfg.signing_key.read_bytes()),
             box_key=keys.x25519_private(cfg.box_key.read_bytes()),
-            publish=self.bridge.publish,
+            publish=self.bridge.publish, metrics=self.metrics,
         )
+
+    def _broker_state(self, up: bool) -> None:  # paho thread; prometheus objects are thread-safe
+        self.metrics.broker_connected.set(1 if up else 0)
+        if up:
+            self.metrics.broker_connects.inc()
 
     async def __aenter__(self) -> "HubService":
         await migrate(self.engine)
+        if self.cfg.metrics.port is not None:
+            # Start the endpoint before the broker connection so it answers during outages.
+            loop = asyncio.get_running_loop()
+            self._metrics_started = loop.create_future()
+            self._metrics_task = asyncio.create_task(
+                serve_metrics(self.metrics, self.cfg.metrics.bind, self.cfg.metrics.port,
+                              self._metrics_started), name="metrics")
+            self.metrics_port = await asyncio.wait_for(self._metrics_started, 10)
         await self.bridge.__aenter__()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.bridge.__aexit__(*exc)
+        if self._metrics_started is not None:
+            self._metrics_task.cancel()
         self.ingest.close()
         await self.engine.dispose()
+
+    async def _monitor(self) -> None:
+        while True:
+            try:
+                self.metrics.transfers_open.set(len(self.ingest._open))
+                await refresh_fleet_gauges(self.metrics, self.sessions)
+            except Exception:
+                log.exception("could not refresh fleet gauges")
+            await asyncio.sleep(self.cfg.metrics.refresh_seconds)
 
     async def serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.bridge.serve(self.ingest.handle), name="ingest")
+            tg.create_task(self._monitor(), name="fleet-gauges")

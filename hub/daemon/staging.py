@@ -94,14 +94,18 @@ class Transfer:
         return h.digest()
 
     def size(self) -> int:
-        return os.fstat(self._data_fd).st_size
+        return os.path.getsize(self.data_path)
 
     def close(self) -> None:
-        for fd in (self._data_fd, self._have_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        """Close the files (idempotent: a descriptor is closed exactly once, so a second call
+        can never close a number another thread has been given meanwhile)."""
+        fds, self._data_fd, self._have_fd = (self._data_fd, self._have_fd), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def discard(self) -> None:
         self.close()

@@ -1,6 +1,31 @@
 """Blob storage for recorded segments: one interface, content-addressed and write-once."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .base import BlobStore, parse_ref, ref_for
 from .local import LocalBlobStore
 
-__all__ = ["BlobStore", "LocalBlobStore", "parse_ref", "ref_for"]
+if TYPE_CHECKING:
+    from ..config import HubConfig
+
+__all__ = ["BlobStore", "LocalBlobStore", "open_store", "parse_ref", "ref_for"]
+
+
+def open_store(cfg: "HubConfig") -> BlobStore:
+    """The blob store the config selects. Staging is always ``<storage_dir>/staging``."""
+    if cfg.storage.backend == "s3":
+        from .s3 import S3BlobStore
+
+        s3 = cfg.storage.s3
+        if s3 is None:
+            from ..errors import ConfigError
+
+            raise ConfigError("storage.backend = 's3' needs a [storage.s3] section")
+        return S3BlobStore(
+            endpoint_url=s3.endpoint_url, bucket=s3.bucket, prefix=s3.prefix, region=s3.region,
+            access_key=s3.access_key, secret_key=s3.secret_key,
+            staging_dir=cfg.storage_dir / "staging", reserve_bytes=cfg.storage_reserve_bytes,
+        )
+    return LocalBlobStore(cfg.storage_dir, reserve_bytes=cfg.storage_reserve_bytes)
