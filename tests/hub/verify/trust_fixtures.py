@@ -244,3 +244,43 @@ def make_mp4(path: Path, seconds: float = 1.0, size: tuple[int, int] = (160, 120
 @pytest.fixture(scope="session")
 def mp4_bytes(tmp_path_factory) -> bytes:
     return make_mp4(tmp_path_factory.mktemp("media") / "clip.mp4").read_bytes()
+
+
+# --- A case with records, segments (two recorders, one gap), a transcript and audit entries ---
+
+async def _make_case(evidence, mp4_bytes, case_id="C-2026-017"):
+    from lerec.hub.archive import Attachment, CaseFile, LinkedSegment, Transcript
+    from lerec.hub.audit import log as audit
+
+    segs = [await evidence.segment("rec-a", mp4_bytes),
+            await evidence.segment("rec-a", mp4_bytes + b"\0"),
+            await evidence.segment("rec-a", mp4_bytes + b"\0\0", seq=4),  # 2, 3 elsewhere
+            await evidence.segment("rec-b", mp4_bytes + b"\1")]
+    async with evidence.sessions() as s, s.begin():
+        extra = await audit.record_event(s, EventType.RECORD_CREATED, "user:li",
+                                         [f"case:{case_id}"], {"kind": "立案审批表"})
+        await audit.record_event(s, EventType.LINK, "user:li",
+                                 [f"case:{case_id}", f"segment:{segs[0].segment_id}"])
+        await audit.record_event(s, EventType.VIEW, "user:zhang", ["case:OTHER"])
+    case = CaseFile(
+        case_id=case_id,
+        metadata={"title": "某餐馆占道经营案", "case_type": "行政处罚", "org": "新乡镇"},
+        records=[{"id": "R1", "kind": "立案审批表", "at": "2026-05-02", "summary": "立案"},
+                 {"id": "R2", "kind": "现场检查笔录", "at": "2026-05-03", "summary": "检查"}],
+        execution_ended_at=dt.date(2026, 6, 1),
+        attachments=[Attachment("notice.txt", "text/plain", data="处罚决定书".encode())],
+        segments=[LinkedSegment(s.segment_id, s.manifest, s.receipt, s.stored_ref, "R2")
+                  for s in segs],
+        transcripts=[Transcript(segs[0].segment_id, "执法人员：请出示营业执照。", "user:li")],
+        audit_indices=[extra],
+        confidentiality=["个人隐私"],
+    )
+    return case, segs
+
+
+@pytest.fixture
+def make_case():
+    return _make_case
+
+
+ARCHIVE_NOW = dt.datetime(2026, 6, 20, 3, 0, tzinfo=dt.UTC)

@@ -1,0 +1,20 @@
+"""Archiving case files (第二十八条): self-verifying BagIt packages, numbering, case locks."""
+
+from .model import Attachment, CaseFile, LinkedSegment, Transcript
+from .numbering import DEFAULT_PATTERN, Numbering
+from .service import (
+    ArchiveError,
+    ArchiveResult,
+    CaseLocked,
+    archive_deadline_for,
+    build_archive,
+    ensure_unlocked,
+    get_archive,
+    is_locked,
+)
+
+__all__ = [
+    "DEFAULT_PATTERN", "ArchiveError", "ArchiveResult", "Attachment", "CaseFile", "CaseLocked",
+    "LinkedSegment", "Numbering", "Transcript", "archive_deadline_for", "build_archive",
+    "ensure_unlocked", "get_archive", "is_locked",
+]
