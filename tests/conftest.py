@@ -7,6 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Timing belongs in benchmarks: on a shared 2-core machine a slow example is not a failure.
+settings.register_profile(
+    "lerec", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("lerec")
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -115,7 +115,9 @@ class Uploader:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_connect_fail = lambda *_: self._schedule_retry()
         self.client = c
+        self._failures = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -127,22 +129,28 @@ class Uploader:
         self.stop()
 
     def start(self) -> None:
-        for name, target in (("mqtt-net", self._net), ("upload", self._upload_loop)):
-            t = threading.Thread(target=target, name=f"{name}-{self.device_id}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        # paho's own network thread (loop_start) owns the socket; publishing from the upload
+        # thread is safe only then. Reconnects: paho retries, with our jittered back-off.
+        self._schedule_retry(reset=True)
+        self.client.connect_async(self.host, self.port, keepalive=20)
+        self.client.loop_start()
+        t = threading.Thread(target=self._upload_loop, name=f"upload-{self.device_id}",
+                             daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def stop(self) -> None:
         self._stop.set()
         with self.store.changed:
             self.store.changed.notify_all()
+        for t in self._threads:
+            t.join(timeout=15)
+        self._threads.clear()
         try:
             self.client.disconnect()
         except Exception:
             pass
-        for t in self._threads:
-            t.join(timeout=15)
-        self._threads.clear()
+        self.client.loop_stop()
 
     def drop_connection(self) -> None:
         """Cut the TCP connection abruptly (tests: simulate a network loss mid-transfer)."""
@@ -155,34 +163,20 @@ class Uploader:
             except OSError:
                 pass
 
-    # -- network thread ----------------------------------------------------------------------
+    # -- network (paho thread) ---------------------------------------------------------------
 
-    def _net(self) -> None:
-        delay = 0.5
-        while not self._stop.is_set():
-            try:
-                self.client.connect(self.host, self.port, keepalive=20)
-            except (OSError, ssl.SSLError) as exc:
-                log.warning("hub broker unreachable (%s); retrying", exc)
-                self._stop.wait(jitter(delay))
-                delay = min(delay * 2, self.max_backoff)
-                continue
-            while not self._stop.is_set():
-                rc = self.client.loop(timeout=0.2)
-                if rc != mqtt.MQTT_ERR_SUCCESS:
-                    break
-                if self.connected.is_set():
-                    delay = 0.5
-            self.connected.clear()
-            if not self._stop.is_set():
-                self._stop.wait(jitter(delay))
-                delay = min(delay * 2, self.max_backoff)
+    def _schedule_retry(self, reset: bool = False) -> None:
+        """Next reconnect after a jittered, exponentially growing, capped delay."""
+        self._failures = 0 if reset else self._failures + 1
+        delay = jitter(min(0.5 * 2**self._failures, self.max_backoff))
+        self.client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
             log.error("broker refused recorder %s: %s", self.device_id, rc)
             return
         self.stats.connects += 1
+        self._schedule_retry(reset=True)
         client.subscribe(
             [(topics.hub_topic(self.device_id, "reply"), 1),
              (topics.hub_topic(self.device_id, "config"), 1)]
@@ -192,6 +186,7 @@ class Uploader:
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         self.connected.clear()
+        self._schedule_retry()
         if not self._stop.is_set():
             log.warning("recorder %s lost the broker: %s", self.device_id, rc)
 
