@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 
+#: Seconds a chunk-path revocation check stays valid (see ``Ingest._check_active``).
+REVOCATION_TTL = 1.0
+
 
 class Refused(Exception):
     """A message is refused. ``fatal``: the recorder must not retry the same data."""
@@ -111,6 +114,7 @@ class Ingest:
         self.metrics = metrics
         self._open: dict[tuple[str, str], _Open] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._active_until: dict[str, float] = {}
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -150,6 +154,17 @@ class Ingest:
         if dev.revoked_at is not None:
             raise Refused("revoked", f"recorder {device_id} was revoked", fatal=True)
         return Ed25519PublicKey.from_public_bytes(dev.signing_key)
+
+    async def _check_active(self, device_id: str) -> None:
+        """Revocation check on the chunk path, cached for ``REVOCATION_TTL`` seconds (a
+        database round trip per 256 KiB chunk costs more than the chunk). Manifests and the
+        final store step always ask the database, so a revoked recorder never gets a segment
+        stored after its revocation is committed."""
+        now = time.monotonic()
+        if self._active_until.get(device_id, 0.0) > now:
+            return
+        await self._device_key(device_id)
+        self._active_until[device_id] = now + REVOCATION_TTL
 
     async def _on_manifest(self, where: topics.DeviceTopic, payload: bytes) -> None:
         signed = decode_signed(payload, SegmentManifest)
@@ -240,7 +255,7 @@ class Ingest:
         if chunk.index >= t.count:
             raise Refused("chunk_out_of_range", f"chunk {chunk.index} is past the announced "
                           f"{t.count} chunks", fatal=False, segment_id=m.segment_id)
-        await self._device_key(chunk.device_id)  # a revoked recorder is refused at once
+        await self._check_active(chunk.device_id)  # a revoked recorder is refused
         if t.has(chunk.index):
             self._chunk_replay(chunk, "already received")
             return

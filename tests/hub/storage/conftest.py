@@ -36,6 +36,7 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
          f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
          f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
          "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={grpc['s3']}",
+         "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed default ports: collide in parallel runs
          "-master.volumeSizeLimitMB=64", "-volume.max=100"],
         stdout=log, stderr=subprocess.STDOUT,
     )

@@ -1,0 +1,238 @@
+"""Many recorders at once: 20 simulated recorders upload through the real broker and hub.
+
+Hub path: each recorder (device.store + device.upload, random-content segments, sealed and
+signed) uploads through mosquitto (mutual TLS 1.3, QoS 1) into the hub daemon running as its
+own process (``lerec-hub run``): every chunk hash-checked and decrypted, whole-segment hash,
+manifest signature, fsync, write-once store, database row + audit entries, signed receipt
+verified by the recorder. Timed from the start of all uploads until every recorder holds a
+receipt for every segment.
+
+Baseline, same run, same broker, same bytes: the same chunk messages, published by 20 clients
+at once with the same window, into a bare paho subscriber process that only writes them to a
+file. Ratio = baseline time / hub time (1.0 = the hub is as fast as the bare pipe).
+Also reported: time from a segment's last chunk leaving the recorder to its receipt (p50/p95).
+
+    python bench/bench_ingest_many.py [--recorders 20] [--segments 2] [--mb 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from lerec.deploy.broker import Broker  # noqa: E402
+from lerec.hub import fleet  # noqa: E402
+from lerec.hub.db import make_engine, migrate, sessionmaker  # noqa: E402
+from lerec.protocol import Chunk, encode_message, topics  # noqa: E402
+from lerec.protocol.codec import sha256  # noqa: E402
+from support.rig import fake_segment, hub_config, make_pki, make_store, make_uploader, \
+    raw_client  # noqa: E402
+
+CHUNK = 256 * 1024
+WINDOW = 16
+
+BARE_SUBSCRIBER = r"""
+import sys, threading, time, ssl
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+ca, cert, key, port, total, out = sys.argv[1:7]
+total = int(total); n = 0; first = 0.0; done = threading.Event(); f = open(out, "wb")
+def on_message(c, u, m):
+    global n, first
+    if n == 0: first = time.perf_counter()
+    f.write(m.payload); n += 1
+    if n == total: done.set()
+ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+ctx.load_cert_chain(cert, key)
+c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare-sub", protocol=mqtt.MQTTv5)
+c.tls_set_context(ctx); c.on_message = on_message
+c.on_subscribe = lambda *a: print("ready", flush=True)
+c.connect("127.0.0.1", int(port)); c.subscribe("lerec/v1/dev/+/chunk", qos=1); c.loop_start()
+done.wait(); f.close(); print("done", flush=True); c.disconnect(); c.loop_stop()
+"""
+
+
+def chunk_payloads(store, row) -> list[bytes]:
+    m = store.manifest(row)
+    out = []
+    for i in range(m.chunk_count):
+        data = store.read_chunk(row, i)
+        out.append(encode_message(Chunk(m.device_id, row.segment_id, i, sha256(data), data)))
+    return out
+
+
+def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path) -> float:
+    total = sum(len(v) for v in payloads.values())
+    sub = subprocess.Popen(
+        [sys.executable, "-c", BARE_SUBSCRIBER, str(pki.ca_cert), str(pki.hub_cert),
+         str(pki.hub_key), str(port), str(total), str(out)], stdout=subprocess.PIPE, text=True)
+    assert sub.stdout.readline().strip() == "ready"
+    clients = {}
+    for d in payloads:
+        c = raw_client(pki, d, port, client_id=f"bench-base-{d}")
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        clients[d] = c
+    time.sleep(0.5)
+
+    def send(d: str) -> None:
+        inflight = []
+        topic = topics.device_topic(d, "chunk")
+        for p in payloads[d]:
+            inflight.append(clients[d].publish(topic, p, qos=1))
+            if len(inflight) >= WINDOW:
+                inflight.pop(0).wait_for_publish(60)
+        for info in inflight:
+            info.wait_for_publish(60)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=send, args=(d,)) for d in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sub.stdout.readline().strip() == "done"
+    elapsed = time.perf_counter() - t0
+    sub.wait(30)
+    for c in clients.values():
+        c.disconnect()
+        c.loop_stop()
+    out.unlink()
+    return elapsed
+
+
+def start_hub(pki, port: int, root: Path, devices: list[str]) -> subprocess.Popen:
+    cfg = hub_config(pki, port, root, client_id="lerec-hub-bench")
+    root.mkdir(parents=True, exist_ok=True)
+
+    async def enroll() -> None:
+        engine = make_engine(cfg.database_url)
+        await migrate(engine)
+        sessions = sessionmaker(engine)
+        for d in devices:
+            f = pki.device(d)
+            await fleet.enroll(sessions, d, f.signing_pub.read_bytes(), f.cert.read_bytes())
+        await engine.dispose()
+
+    asyncio.run(enroll())
+    url = cfg.database_url.replace("sqlite+aiosqlite", "sqlite").replace("postgresql+asyncpg",
+                                                                         "postgresql")
+    (root / "hub.toml").write_text(f"""hub_id = "hub"
+database_url = "{url}"
+storage_dir = "{cfg.storage_dir}"
+storage_reserve_bytes = 0
+signing_key = "{cfg.signing_key}"
+box_key = "{cfg.box_key}"
+log_level = "WARNING"
+[broker]
+port = {port}
+ca = "{cfg.broker.ca}"
+cert = "{cfg.broker.cert}"
+key = "{cfg.broker.key}"
+client_id = "lerec-hub-bench"
+""")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "lerec-hub"), "--config",
+                             str(root / "hub.toml"), "run"],
+                            stdout=open(root / "hub.log", "wb"), stderr=subprocess.STDOUT)
+    time.sleep(2.0)
+    return proc
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(round(q * (len(xs) - 1)))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--recorders", type=int, default=20)
+    ap.add_argument("--segments", type=int, default=2, help="segments per recorder")
+    ap.add_argument("--mb", type=float, default=8, help="segment size in MB")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="lerec-ingest-many-"))
+    devices = [f"rec-{i:03d}" for i in range(args.recorders)]
+    pki = make_pki(root / "pki", devices=tuple(devices))
+    size = int(args.mb * 1_000_000)
+    print(f"sealing {args.recorders} x {args.segments} segments of {args.mb} MB ...", flush=True)
+    stores, payloads = {}, {}
+    for d in devices:
+        store = make_store(pki, d, root / d, chunk_size=CHUNK)
+        rows = [store.seal(fake_segment(store, size, start=dt.datetime.now(dt.timezone.utc)))
+                for _ in range(args.segments)]
+        stores[d] = store
+        payloads[d] = [p for row in rows for p in chunk_payloads(store, row)]
+    total_bytes = size * args.recorders * args.segments
+
+    with Broker(pki, root / "broker") as broker:
+        base = baseline(pki, broker.port, payloads, root / "baseline.bin")
+        hub = start_hub(pki, broker.port, root / "hub", devices)
+        last_chunk: dict[str, float] = {}
+        latencies: list[float] = []
+        lock = threading.Lock()
+        ups = []
+        try:
+            for d in devices:
+                store = stores[d]
+                up = make_uploader(pki, store, broker.port, reply_timeout=30.0, window=WINDOW)
+                orig_publish, orig_accept = up._publish, store.accept_receipt
+
+                def publish(kind, payload, _orig=orig_publish, _up=up):
+                    info = _orig(kind, payload)
+                    if kind == "chunk":
+                        with lock:
+                            last_chunk[_up.device_id] = time.perf_counter()
+                    return info
+
+                def accept(wire, _orig=orig_accept, _d=d):
+                    row = _orig(wire)
+                    with lock:
+                        latencies.append(time.perf_counter() - last_chunk[_d])
+                    return row
+
+                up._publish = publish
+                store.accept_receipt = accept
+                ups.append(up)
+            t0 = time.perf_counter()
+            for up in ups:
+                up.start()
+            for up in ups:
+                assert up.wait_idle(600), f"{up.device_id} did not finish"
+            hub_time = time.perf_counter() - t0
+        finally:
+            for up in ups:
+                up.stop()
+            hub.terminate()
+            hub.wait(30)
+    assert len(latencies) == args.recorders * args.segments
+    rows = [
+        ("bare subscriber (baseline)", f"{base:.2f}", f"{total_bytes / base / 1e6:.0f}", "-", "-"),
+        ("lerec hub (verify+store+receipt)", f"{hub_time:.2f}",
+         f"{total_bytes / hub_time / 1e6:.0f}",
+         f"{statistics.median(latencies) * 1000:.0f}", f"{pct(latencies, 0.95) * 1000:.0f}"),
+    ]
+    header = ("path", "seconds", "MB/s", "p50 last chunk->receipt ms", "p95 ms")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    print(f"\n{args.recorders} recorders x {args.segments} segments x {args.mb} MB = "
+          f"{total_bytes / 1e6:.0f} MB ({CHUNK // 1024} KiB chunks, QoS 1, window {WINDOW}, "
+          "mutual TLS 1.3)")
+    print("\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]))
+    print(f"throughput ratio hub/bare = {base / hub_time:.2f}  (target >= 0.8)")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
