@@ -285,22 +285,10 @@ def build_package(case: CaseFile, dest: Path, store: LocalBlobStore, *, archive_
 
 
 def make_tar(bag: Path, out: Path) -> str:
-    """Write ``bag`` as an uncompressed tar (for handing over); return its SHA-256."""
+    """Write ``bag`` as an uncompressed tar (for handing over); return the tar's SHA-256."""
     import tarfile
 
-    h = hashlib.sha256()
-
-    class _Tee:
-        def __init__(self, f: Any) -> None:
-            self.f = f
-
-        def write(self, b: bytes) -> int:
-            h.update(b)
-            return self.f.write(b)
-
-        def tell(self) -> int:
-            return self.f.tell()
-
-    with open(out, "wb") as f, tarfile.open(fileobj=_Tee(f), mode="w|") as t:  # type: ignore[arg-type]
+    with tarfile.open(out, "w") as t:
         t.add(bag, arcname=bag.name)
-    return h.hexdigest()
+    digests, _n = archivecheck._hash_one(out, ["sha256"], archivecheck._NoBar())
+    return digests["sha256"]

@@ -78,7 +78,7 @@ def watermark_video(src: Path, dst: Path, lines: list[str], *, font_path: str | 
                     for p in vout.encode(vf):
                         out.mux(p)
                     frames += 1
-                elif aout is not None:
+                elif aout is not None and isinstance(frame, av.AudioFrame):
                     frame.pts = None
                     for p in aout.encode(frame):
                         out.mux(p)
@@ -98,7 +98,7 @@ def _render(width: int, height: int, lines: tuple[str, ...],
     alpha = Image.new("L", (width, height))
     d, da = ImageDraw.Draw(layer), ImageDraw.Draw(alpha)
     pad = max(2, size // 4)
-    y = pad
+    y: float = pad
     for text in lines:
         box = d.textbbox((pad, y), text, font=font)
         da.rectangle((0, y - 1, min(width, box[2] + pad), box[3] + 1), fill=255)

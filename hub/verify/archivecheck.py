@@ -38,8 +38,8 @@ from lerec.protocol import ProtocolError, Receipt, SegmentManifest, decode_signe
 from tqdm import tqdm
 
 from ..audit.checkpoint import verify_checkpoint
-from ..audit.entries import EntryError, decode_event
-from ..audit.errors import AuditError
+from ..audit.entries import decode_event
+from ..audit.errors import AuditError, EntryError
 from ..audit.merkle import hash_leaf, verify_inclusion
 from ..audit.note import VerifierKey
 from .findings import INFO, WARNING, Report

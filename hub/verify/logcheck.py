@@ -41,8 +41,8 @@ from tqdm import tqdm
 
 from ..audit.checkpoint import Checkpoint, read_checkpoint_unverified, verify_checkpoint
 from ..audit.compact import CompactRange, peak_positions
-from ..audit.entries import EntryError, decode_event, format_time
-from ..audit.errors import CheckpointError, ProofError
+from ..audit.entries import decode_event, format_time
+from ..audit.errors import CheckpointError, EntryError, ProofError
 from ..audit.merkle import (
     NODE_PREFIX,
     consistency_proof,
@@ -119,7 +119,7 @@ class _Pass:
             if self.conn.sqlite is not None:
                 return list(map(itemgetter(0), rows))
             return [bytes(r[0]) for r in rows]
-        by_idx = dict(self.conn.all(
+        by_idx: dict[int, Any] = dict(self.conn.all(  # type: ignore[arg-type]
             "SELECT idx, hash FROM audit_nodes WHERE level = ? AND idx >= ? AND idx < ?",
             level, lo, hi))
         return [None if by_idx.get(i) is None else bytes(by_idx[i]) for i in range(lo, hi)]
@@ -426,6 +426,11 @@ class _NodeStore:
         return [self.leaf_hash(i) for i in range(start, end)]
 
 
+def _within(needed: set[tuple[int, int]], lo: int, hi: int) -> set[tuple[int, int]]:
+    """The needed node positions whose leaves lie in ``[lo, hi)``."""
+    return {(lv, i) for lv, i in needed if lo <= i << lv and (i + 1) << lv <= hi}
+
+
 def _worker_range(db_path: str, batch: int, check_columns: bool,
                   needed: set[tuple[int, int]], part: tuple[int, int]) -> RangeResult:
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
@@ -461,12 +466,15 @@ async def verify_log(
             try:
                 if workers <= 1:
                     return run(Reader(sqlite=db))
-                ctx = multiprocessing.get_context("spawn")
+                # forkserver: workers fork from a clean server process (not from this
+                # multi-threaded one), once, with this module preloaded
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload([__name__])
                 with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
                     def pool(parts: list[tuple[int, int]],
                              needed: set[tuple[int, int]]) -> Iterable[RangeResult]:
-                        return ex.map(partial(_worker_range, path, batch, check_columns,
-                                              needed), parts)
+                        return ex.map(partial(_worker_range, path, batch, check_columns),
+                                      [_within(needed, lo, hi) for lo, hi in parts], parts)
 
                     return _verify_sync(Reader(sqlite=db), verifier, batch, progress,
                                         check_columns, workers, pool)
