@@ -111,6 +111,7 @@ async def test_every_route_for_every_role_matches_the_matrix(app, sessions_by_ro
             expect_refused = not allowed(perm, role) if perm != PUBLIC else False
             assert refused == expect_refused, (
                 f"{method} {url} as {role}: {resp.status_code} {resp.text[:300]}")
+            assert resp.status_code < 500, f"{method} {url} as {role}: {resp.text[:500]}"
             checked += 1
     assert checked > 200
 
