@@ -50,21 +50,37 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _status(settings: DeviceSettings) -> int:
+    """What the card holds. Read-only; there is deliberately no play, export or delete."""
+    import shutil
+
     from .store.journal import Journal
 
-    journal = Journal(settings.data_dir / "journal.db")
-    pending = journal.pending()
-    print(f"device {settings.recorder.device_id}: next seq {journal.head()[0]}, "
-          f"{len(pending)} pending ({journal.pending_bytes()} bytes)")
-    for row in pending:
-        print(f"  pending  seq {row.seq:6d}  {row.segment_id}{'  important' if row.important else ''}")
-    for row in journal.refused():
-        print(f"  REFUSED  seq {row.seq:6d}  {row.segment_id}  [{row.refused_code}]")
-    journal.close()
+    db = settings.data_dir / "journal.db"
+    if not db.exists():
+        print(f"device {settings.recorder.device_id}: no clip store at {settings.data_dir}")
+        return 0
+    journal = Journal(db)
+    try:
+        pending = journal.pending()
+        counts = journal.counts()
+        free = shutil.disk_usage(settings.data_dir).free
+        print(f"device {settings.recorder.device_id}: next seq {journal.head()[0]}, "
+              f"{len(pending)} pending ({journal.pending_bytes()} bytes), "
+              f"{counts.get('receipted', 0)} receipted, {counts.get('refused', 0)} refused, "
+              f"{free} bytes free")
+        for row in pending:
+            print(f"  pending  seq {row.seq:6d}  {row.segment_id}"
+                  f"{'  important' if row.important else ''}")
+        for row in journal.refused():
+            _code, reason = journal.refusal(row.seq) or ("", "")
+            print(f"  REFUSED  seq {row.seq:6d}  {row.segment_id}  [{row.refused_code}] "
+                  f"{reason}  (kept on the card: report it to the hub administrator)")
+    finally:
+        journal.close()
     return 0
 
 
-def _interactive(app: "RecorderApp", stop: threading.Event) -> None:  # noqa: F821
+def _interactive(app: RecorderApp, stop: threading.Event) -> None:  # noqa: F821
     print(HELP_KEYS, flush=True)
     for line in sys.stdin:
         key = line.strip().lower()

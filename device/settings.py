@@ -8,10 +8,19 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigurationError
 from .media.config import RecorderConfig
+
+
+def seal_reserve_bytes(rec: RecorderConfig, headroom: float = 1.5) -> int:
+    """Free space the storage floor must keep: two segments at the configured bitrates
+    (with ``headroom`` for encoder overshoot), plus 1 MiB for the journal."""
+    bits = (rec.video.bitrate if rec.mode == "video" else 0) + (
+        rec.audio.bitrate if rec.audio.backend != "none" else 0)
+    segment = rec.segment_seconds * bits / 8 * headroom
+    return int(2 * segment) + 1024 * 1024
 
 
 class HubLink(BaseModel):
@@ -28,6 +37,8 @@ class HubLink(BaseModel):
     heartbeat_seconds: float = Field(30.0, gt=0, description="heartbeat interval")
     chunk_bytes: int = Field(1024 * 1024, ge=1024, le=1024 * 1024, description="upload chunk")
     reply_timeout_seconds: float = Field(15.0, gt=0, description="wait for the hub before retrying")
+    max_backoff_seconds: float = Field(
+        30.0, gt=0, description="longest (jittered) wait between reconnects or upload retries")
 
 
 class DeviceSettings(BaseModel):
@@ -37,8 +48,23 @@ class DeviceSettings(BaseModel):
     recorder: RecorderConfig
     hub: HubLink
 
+    @model_validator(mode="after")
+    def _floor_leaves_room_to_seal(self) -> DeviceSettings:
+        """Stopping at the floor must leave room to seal what was recorded: the segment being
+        recorded plus one being sealed at a rollover (sealing writes the encrypted copy before
+        deleting the plaintext). A floor of 0 turns the check off (tests, simulation)."""
+        st = self.recorder.storage
+        need = seal_reserve_bytes(self.recorder)
+        if 0 < st.floor_bytes < need:
+            raise ValueError(
+                f"recorder.storage.floor_bytes = {st.floor_bytes} leaves no room to seal the "
+                f"last segment: {self.recorder.segment_seconds:g} s segments need about {need} "
+                "bytes free at the floor; raise floor_bytes (and low_space_bytes) or shorten "
+                "segment_seconds")
+        return self
+
     @classmethod
-    def load(cls, path: Path) -> "DeviceSettings":
+    def load(cls, path: Path) -> DeviceSettings:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())

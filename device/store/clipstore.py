@@ -15,6 +15,7 @@ a power cut interrupted (including recording ``.part`` files) at boot.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -26,7 +27,6 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-
 from lerec.protocol import (
     UNASSIGNED,
     ZERO_HASH,
@@ -39,6 +39,7 @@ from lerec.protocol import (
     sign_message,
 )
 from lerec.protocol.envelope import Sealer
+from lerec.protocol.messages import AEAD_TAG_BYTES
 
 from ..errors import DeviceError
 from ..media.mp4file import recover_partial
@@ -53,6 +54,22 @@ CAPTURE_METHOD = {"video/mp4": "执法记录仪录像", "audio/mp4": "执法记�
 
 class ReceiptError(DeviceError):
     """A receipt does not prove storage of a segment this recorder holds."""
+
+
+class StoreFull(DeviceError, OSError):
+    """Not enough free space on the card to seal a segment; its plaintext stays in the spool
+    (nothing is lost) and sealing is retried once uploads free space."""
+
+    def __init__(self, path: Path, needed: int, free: int) -> None:
+        super().__init__(errno.ENOSPC, f"card full: sealing {path.name} needs {needed} bytes, "
+                         f"{free} free; it stays in the spool until uploads free space")
+        self.path = path
+        self.needed = needed
+        self.free = free
+
+
+#: Room kept beyond the sealed file itself (journal row, SQLite WAL growth).
+SEAL_MARGIN = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -99,33 +116,51 @@ class ClipStore:
         self,
         seg: FinishedSegment,
         *,
-        officer_id: str = UNASSIGNED,
+        officer_id: str | None = None,
         producer: str = "",
         object_of_proof: str = "",
         note: str = "",
     ) -> JournalRow:
-        """Encrypt, sign and journal a finished segment, then delete its plaintext."""
+        """Encrypt, sign and journal a finished segment, then delete its plaintext.
+
+        ``officer_id`` is the officer bound to the recorder when the segment started (the app
+        knows the hub's assignments); None falls back to what the segment file recorded.
+        Raises :class:`StoreFull` (before writing anything) when the card cannot hold the
+        sealed copy next to the plaintext; the plaintext then stays in the spool.
+        """
         with self._seal_lock:
             seq, prev = self.journal.head()
             segment_id = uuid.uuid4().hex
             wire_path = self.sealed / f"{segment_id}.seg"
+            if wire_path.exists():  # never overwrite a sealed segment (uuid4: not expected)
+                raise DeviceError(f"{wire_path} exists; refusing to overwrite it")
             tmp = wire_path.with_suffix(".tmp")
             sealer = Sealer(self._hub_box, segment_id)
             length = seg.path.stat().st_size
             count = max(1, -(-length // self.chunk_size))
+            needed = length + count * AEAD_TAG_BYTES + SEAL_MARGIN
+            free = shutil.disk_usage(self.root).free
+            if free < needed:
+                raise StoreFull(seg.path, needed, free)
             digest = hashlib.sha256()
             wire_length = 0
-            with open(seg.path, "rb") as src, open(tmp, "wb") as dst:
-                for index in range(count):
-                    plain = src.read(self.chunk_size)
-                    digest.update(plain)
-                    sealed = sealer.seal(index, plain, index == count - 1)
-                    dst.write(sealed)
-                    wire_length += len(sealed)
-                dst.flush()
-                os.fsync(dst.fileno())
+            try:
+                with open(seg.path, "rb") as src, open(tmp, "wb") as dst:
+                    for index in range(count):
+                        plain = src.read(self.chunk_size)
+                        digest.update(plain)
+                        sealed = sealer.seal(index, plain, index == count - 1)
+                        dst.write(sealed)
+                        wire_length += len(sealed)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                if exc.errno == errno.ENOSPC:
+                    raise StoreFull(seg.path, needed, shutil.disk_usage(self.root).free) from exc
+                raise
             os.replace(tmp, wire_path)
-            officer = seg.officer_id or officer_id or UNASSIGNED
+            officer = officer_id or seg.officer_id or UNASSIGNED
             manifest = SegmentManifest(
                 device_id=self.device_id,
                 officer_id=officer,
@@ -156,7 +191,11 @@ class ClipStore:
                 manifest=wire, manifest_hash=hashlib.sha256(wire).digest(),
                 wire_path=wire_path, wire_length=wire_length,
             )
-            self.journal.add(row)
+            try:
+                self.journal.add(row)
+            except Exception:
+                wire_path.unlink(missing_ok=True)  # not journaled: the plaintext stays
+                raise
             seg.path.unlink(missing_ok=True)
         log.info("sealed segment %s (seq %d, %d bytes%s)", segment_id, seq, length,
                  ", important" if seg.important else "")
@@ -174,7 +213,7 @@ class ClipStore:
 
     def read_chunk(self, row: JournalRow, index: int) -> bytes:
         m = self.manifest(row)
-        offset = index * (m.chunk_size + 16)
+        offset = index * (m.chunk_size + AEAD_TAG_BYTES)
         with open(row.wire_path, "rb") as f:
             f.seek(offset)
             return f.read(m.chunk_wire_length(index))
@@ -212,6 +251,13 @@ class ClipStore:
         """Sign a message (heartbeat) with the recorder's key; the key never leaves the store."""
         return sign_message(message, self._key)
 
+    def save_config(self, wire: bytes) -> None:
+        """Keep the hub's last signed config on the card (officer binding survives a reboot)."""
+        self.journal.set_meta("hub_config", wire)
+
+    def saved_config(self) -> bytes | None:
+        return self.journal.get_meta("hub_config")
+
     # -- state -------------------------------------------------------------------------------
 
     def space(self) -> SpaceState:
@@ -224,7 +270,7 @@ class ClipStore:
 
     # -- boot --------------------------------------------------------------------------------
 
-    def recover(self, officer_id: str = UNASSIGNED) -> list[JournalRow]:
+    def recover(self, officer_id: str | None = None) -> list[JournalRow]:
         """Finish what a power cut interrupted. Returns the segments sealed now."""
         for tmp in self.sealed.glob("*.tmp"):
             tmp.unlink()
@@ -290,7 +336,7 @@ def _finished_from_file(path: Path) -> FinishedSegment | None:
     except (av.error.FFmpegError, OSError) as exc:
         log.error("spool file %s is unreadable (%s); left in place", path, exc)
         return None
-    end = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+    end = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
     return FinishedSegment(
         path=path, start_time=end - dt.timedelta(seconds=duration), end_time=end,
         media_type="video/mp4" if has_video else "audio/mp4",

@@ -105,7 +105,8 @@ class Journal:
     def mark_receipted(self, seq: int, receipt: bytes) -> None:
         with self._lock:
             self._db.execute(
-                "UPDATE segments SET state = 'receipted', receipt = ? WHERE seq = ?",
+                "UPDATE segments SET state = 'receipted', receipt = ? WHERE seq = ? "
+                "AND state != 'receipted'",
                 (receipt, seq),
             )
 
@@ -120,6 +121,30 @@ class Journal:
     def set_important(self, seq: int) -> None:
         with self._lock:
             self._db.execute("UPDATE segments SET important = 1 WHERE seq = ?", (seq,))
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                             (key, value))
+
+    def get_meta(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state ('pending', 'receipted', 'refused')."""
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM segments GROUP BY state")
+            return {state: int(n) for state, n in rows.fetchall()}
+
+    def refusal(self, seq: int) -> tuple[str, str] | None:
+        """(code, reason) the hub gave when it refused segment ``seq``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT refused_code, refused_reason FROM segments WHERE seq = ? AND "
+                "state = 'refused'", (seq,)).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def pending_bytes(self) -> int:
         with self._lock:

@@ -20,12 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from lerec.protocol import (
     Chunk,
     DeviceConfig,
@@ -36,11 +34,11 @@ from lerec.protocol import (
     Signed,
     Want,
     decode_any,
-    decode_signed,
     encode_message,
     topics,
 )
 from lerec.protocol.codec import sha256
+from paho.mqtt.enums import CallbackAPIVersion
 
 from ..store import ClipStore, JournalRow, ReceiptError
 
@@ -89,7 +87,14 @@ class Uploader:
         heartbeat: Callable[[], Message] | None = None,
         heartbeat_seconds: float = 30.0,
         on_config: Callable[[DeviceConfig], None] | None = None,
+        on_signed_config: Callable[[DeviceConfig, bytes, bool], None] | None = None,
+        on_refused: Callable[[JournalRow, str, str], None] | None = None,
     ) -> None:
+        """``on_config(cfg)`` gets every verified config addressed to this recorder (the
+        retained one at each connect included); ``on_signed_config(cfg, wire, live)`` too, with
+        the signed bytes and whether it was delivered live: only then is its ``issued_ms`` a
+        fresh reading of the hub's clock (a retained copy replayed at connect may be old). ``on_refused(row, code, reason)`` follows a fatal
+        refusal by the hub (the segment stays on the card, journaled as refused)."""
         self.store = store
         self.device_id = store.device_id
         self.host, self.port = host, port
@@ -100,6 +105,9 @@ class Uploader:
         self.heartbeat = heartbeat
         self.heartbeat_seconds = heartbeat_seconds
         self.on_config = on_config
+        self.on_signed_config = on_signed_config
+        self.on_refused = on_refused
+        self._beat_now = threading.Event()
         self.stats = UploaderStats()
         self.connected = threading.Event()
         self._stop = threading.Event()
@@ -121,7 +129,7 @@ class Uploader:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def __enter__(self) -> "Uploader":
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -134,13 +142,16 @@ class Uploader:
         self._schedule_retry(reset=True)
         self.client.connect_async(self.host, self.port, keepalive=20)
         self.client.loop_start()
-        t = threading.Thread(target=self._upload_loop, name=f"upload-{self.device_id}",
-                             daemon=True)
-        t.start()
-        self._threads.append(t)
+        for name, target in (("upload", self._upload_loop), ("heartbeat", self._heartbeat_loop)):
+            if name == "heartbeat" and self.heartbeat is None:
+                continue
+            t = threading.Thread(target=target, name=f"{name}-{self.device_id}", daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def stop(self) -> None:
         self._stop.set()
+        self._beat_now.set()
         with self.store.changed:
             self.store.changed.notify_all()
         for t in self._threads:
@@ -148,8 +159,8 @@ class Uploader:
         self._threads.clear()
         try:
             self.client.disconnect()
-        except Exception:
-            pass
+        except (OSError, ValueError) as exc:  # already gone
+            log.debug("disconnect: %s", exc)
         self.client.loop_stop()
 
     def drop_connection(self) -> None:
@@ -182,6 +193,7 @@ class Uploader:
              (topics.hub_topic(self.device_id, "config"), 1)]
         )
         self.connected.set()
+        self._beat_now.set()  # tell the hub at once what this recorder holds
         log.info("recorder %s connected to %s:%d", self.device_id, self.host, self.port)
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
@@ -197,11 +209,11 @@ class Uploader:
             log.warning("ignoring undecodable message on %s: %s", msg.topic, exc)
             return
         if msg.topic.endswith("/config"):
-            self._apply_config(decoded)
+            self._apply_config(decoded, live=not msg.retain)
         else:
             self._replies.put(decoded)
 
-    def _apply_config(self, decoded: Message | Signed[Message]) -> None:
+    def _apply_config(self, decoded: Message | Signed[Message], live: bool = False) -> None:
         if not isinstance(decoded, Signed) or not isinstance(decoded.message, DeviceConfig):
             log.warning("ignoring config message of the wrong type")
             return
@@ -215,22 +227,32 @@ class Uploader:
             return
         if self.on_config is not None:
             self.on_config(cfg)
+        if self.on_signed_config is not None:
+            self.on_signed_config(cfg, decoded.wire, live)
 
     # -- upload thread -----------------------------------------------------------------------
 
-    def _upload_loop(self) -> None:
-        last_beat = 0.0
+    def _heartbeat_loop(self) -> None:
+        """Every ``heartbeat_seconds`` (re-read each time: the hub may change it), and at once
+        after each connect, even while a long upload is running."""
         while not self._stop.is_set():
-            if self.heartbeat and self.connected.is_set() and \
-                    time.monotonic() - last_beat >= self.heartbeat_seconds:
+            if self.connected.is_set():
                 self._send_heartbeat()
-                last_beat = time.monotonic()
+            self._beat_now.wait(timeout=self.heartbeat_seconds)
+            self._beat_now.clear()
+
+    def beat_now(self) -> None:
+        """Send a heartbeat now (state changed: recording stopped, card full, ...)."""
+        self._beat_now.set()
+
+    def _upload_loop(self) -> None:
+        while not self._stop.is_set():
             if not self.connected.wait(timeout=0.5) or self.paused.is_set():
                 continue
             pending = self.store.pending()
             if not pending:
                 with self.store.changed:
-                    self.store.changed.wait(timeout=min(1.0, self.heartbeat_seconds))
+                    self.store.changed.wait(timeout=1.0)
                 continue
             row = pending[0]
             try:
@@ -297,6 +319,8 @@ class Uploader:
                 if reply.fatal:
                     self.stats.refused += 1
                     self.store.mark_refused(row, reply.code, reply.reason)
+                    if self.on_refused is not None:
+                        self.on_refused(row, reply.code, reply.reason)
                     return
                 if reply.code == "no_transfer":
                     self._publish("manifest", row.manifest)
