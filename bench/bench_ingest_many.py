@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import shutil
 import statistics
 import subprocess
@@ -32,13 +31,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from lerec.deploy.broker import Broker  # noqa: E402
-from lerec.hub import fleet  # noqa: E402
-from lerec.hub.db import make_engine, migrate, sessionmaker  # noqa: E402
-from lerec.protocol import Chunk, encode_message, topics  # noqa: E402
-from lerec.protocol.codec import sha256  # noqa: E402
-from support.rig import fake_segment, hub_config, make_pki, make_store, make_uploader, \
-    raw_client  # noqa: E402
+from lerec.deploy.broker import Broker
+from lerec.hub import fleet
+from lerec.hub.db import make_engine, migrate, sessionmaker
+from lerec.protocol import Chunk, encode_message, topics
+from lerec.protocol.codec import sha256
+from support.rig import (
+    fake_segment,
+    hub_config,
+    make_pki,
+    make_store,
+    make_uploader,
+    raw_client,
+)
 
 CHUNK = 256 * 1024
 WINDOW = 16
@@ -170,7 +175,7 @@ def main() -> None:
     stores, payloads = {}, {}
     for d in devices:
         store = make_store(pki, d, root / d, chunk_size=CHUNK)
-        rows = [store.seal(fake_segment(store, size, start=dt.datetime.now(dt.timezone.utc)))
+        rows = [store.seal(fake_segment(store, size, start=dt.datetime.now(dt.UTC)))
                 for _ in range(args.segments)]
         stores[d] = store
         payloads[d] = [p for row in rows for p in chunk_payloads(store, row)]
@@ -225,7 +230,7 @@ def main() -> None:
     ]
     header = ("path", "seconds", "MB/s", "p50 last chunk->receipt ms", "p95 ms")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))
     print(f"\n{args.recorders} recorders x {args.segments} segments x {args.mb} MB = "
           f"{total_bytes / 1e6:.0f} MB ({CHUNK // 1024} KiB chunks, QoS 1, window {WINDOW}, "
           "mutual TLS 1.3)")

@@ -114,7 +114,7 @@ def _name(cn: str) -> x509.Name:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    return dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
 
 
 def _issue(
@@ -312,7 +312,7 @@ def write_acl(pki: Pki, revoked_ids: list[str]) -> Path:
 def write_crl(pki: Pki, revoked_serials: list[int]) -> Path:
     """(Re)write the CA's CRL listing ``revoked_serials`` (mosquitto reads it as ``crlfile``)."""
     ca_cert, ca_key = _load_ca(pki)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)

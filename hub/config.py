@@ -107,7 +107,7 @@ class HubConfig(BaseModel):
     )
 
     @classmethod
-    def load(cls, path: Path) -> "HubConfig":
+    def load(cls, path: Path) -> HubConfig:
         try:
             data = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
@@ -125,7 +125,7 @@ class HubConfig(BaseModel):
             raise ConfigError(f"{path}: storage.backend = 's3' needs a [storage.s3] section")
         return cfg.resolved(base)
 
-    def resolved(self, base: Path) -> "HubConfig":
+    def resolved(self, base: Path) -> HubConfig:
         """Make relative paths relative to the config file's folder."""
 
         def fix(p: Path) -> Path:

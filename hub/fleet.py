@@ -24,10 +24,9 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select
-
 from lerec.protocol import UNASSIGNED, DeviceConfig, keys, sign_message
 from lerec.protocol.schema import ID_PATTERN
+from sqlalchemy import func, select
 
 from .audit.entries import EventType
 from .audit.log import record_event

@@ -12,7 +12,13 @@ import datetime as dt
 import logging
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 from sqlalchemy import select
 
 log = logging.getLogger(__name__)
@@ -66,13 +72,19 @@ async def refresh_fleet_gauges(metrics: HubMetrics, sessions: Any,
     overdue count. Overdue is a sound lower bound: a *missing* seq ended before the next stored
     segment started, and a *not uploaded* seq ended before the last heartbeat that reported it
     (approximated by the device's last_seen_at, which is later, hence never over-counts)."""
-    await _refresh(metrics, sessions, now or dt.datetime.now(dt.timezone.utc))
+    await _refresh(metrics, sessions, now or dt.datetime.now(dt.UTC))
 
 
 async def _refresh(metrics: HubMetrics, sessions: Any, now: dt.datetime) -> None:
     from .db.models import Device, Segment
-    from .policy import ArrivedManifest, CalendarNotCovered, GapKind, WorkdayCalendar, find_gaps
-    from .policy import upload_deadline
+    from .policy import (
+        ArrivedManifest,
+        CalendarNotCovered,
+        GapKind,
+        WorkdayCalendar,
+        find_gaps,
+        upload_deadline,
+    )
 
     cal = WorkdayCalendar()
     overdue = 0

@@ -12,17 +12,14 @@ import asyncio
 import errno
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError as DBIntegrityError
-
 from lerec.protocol import (
     Chunk,
     EnvelopeError,
@@ -31,7 +28,6 @@ from lerec.protocol import (
     Receipt,
     Reject,
     SegmentManifest,
-    Signed,
     Want,
     decode_message,
     decode_signed,
@@ -40,6 +36,8 @@ from lerec.protocol import (
     topics,
 )
 from lerec.protocol.envelope import Opener
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from ..audit.entries import EventType
 from ..audit.log import record_event

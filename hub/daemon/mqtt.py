@@ -98,7 +98,7 @@ class MqttBridge:
 
     # asyncio side --------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "MqttBridge":
+    async def __aenter__(self) -> MqttBridge:
         self._loop = asyncio.get_running_loop()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self._session_expiry

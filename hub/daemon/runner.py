@@ -39,7 +39,7 @@ class HubThread:
             self._ready.set()
             raise
 
-    def start(self, timeout: float = 30) -> "HubThread":
+    def start(self, timeout: float = 30) -> HubThread:
         self._thread.start()
         self._main = asyncio.run_coroutine_threadsafe(self._serve(), self.loop)
         if not self._ready.wait(timeout):
@@ -63,7 +63,7 @@ class HubThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(30)
 
-    def __enter__(self) -> "HubThread":
+    def __enter__(self) -> HubThread:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from lerec.protocol import keys, topics
 
@@ -49,7 +48,7 @@ class HubService:
         if up:
             self.metrics.broker_connects.inc()
 
-    async def __aenter__(self) -> "HubService":
+    async def __aenter__(self) -> HubService:
         await migrate(self.engine)
         if self.cfg.metrics.port is not None:
             # Start the endpoint before the broker connection so it answers during outages.
@@ -62,7 +61,7 @@ class HubService:
         await self.bridge.__aenter__()
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.bridge.__aexit__(*exc)
         if self._metrics_started is not None:
             self._metrics_task.cancel()

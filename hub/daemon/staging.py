@@ -39,7 +39,7 @@ class Transfer:
         self._hashed_upto = 0
 
     @classmethod
-    def create(cls, root: Path, signed: Signed[SegmentManifest]) -> "Transfer":
+    def create(cls, root: Path, signed: Signed[SegmentManifest]) -> Transfer:
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / "manifest.tmp"
         tmp.write_bytes(signed.wire)
@@ -47,7 +47,7 @@ class Transfer:
         return cls(root, signed)
 
     @classmethod
-    def load(cls, root: Path) -> "Transfer | None":
+    def load(cls, root: Path) -> Transfer | None:
         try:
             wire = (root / "manifest").read_bytes()
         except FileNotFoundError:

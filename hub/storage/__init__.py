@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["BlobStore", "LocalBlobStore", "open_store", "parse_ref", "ref_for"]
 
 
-def open_store(cfg: "HubConfig") -> BlobStore:
+def open_store(cfg: HubConfig) -> BlobStore:
     """The blob store the config selects. Staging is always ``<storage_dir>/staging``."""
     if cfg.storage.backend == "s3":
         from .s3 import S3BlobStore

@@ -8,7 +8,6 @@ import threading
 import time
 
 from lerec.protocol import Receipt, decode_signed, keys
-
 from support.rig import fake_segment, stored_segments
 
 DEVICES = ("rec-a", "rec-b", "rec-c")

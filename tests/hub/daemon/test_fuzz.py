@@ -12,18 +12,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import time
 
 import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
-
 from lerec.hub import fleet
 from lerec.hub.daemon.ingest import Ingest
-from lerec.hub.db import Rejection, Segment, make_engine, migrate, sessionmaker
+from lerec.hub.db import Rejection, Segment, make_engine, migrate, sessionmaker, sqlite_url
 from lerec.hub.storage import LocalBlobStore
 from lerec.protocol import (
     Chunk,
@@ -36,9 +33,8 @@ from lerec.protocol import (
     keys,
     topics,
 )
-
-from support.rig import database_url, drop_databases, fake_segment, make_store, raw_client, \
-    stored_segments
+from sqlalchemy import func, select
+from support.rig import fake_segment, make_store, raw_client, stored_segments
 
 DEVICES = ("rec-a", "rec-b")
 TARGET_MESSAGES = 10_000
@@ -122,7 +118,9 @@ class Counter(logging.Handler):
 @pytest.fixture
 def ingest_env(pki, tmp_path):
     loop = asyncio.new_event_loop()
-    engine = make_engine(database_url(tmp_path / "hub"))
+    # Always SQLite here (fast, in tmp_path): the PostgreSQL run covers the same code through
+    # the broker sample and the other hub tests.
+    engine = make_engine(sqlite_url(tmp_path / "hub" / "hub.db"))
     sessions = sessionmaker(engine)
     loop.run_until_complete(migrate(engine))
     for d in DEVICES:
@@ -147,7 +145,6 @@ def ingest_env(pki, tmp_path):
         ingest.close()
         loop.run_until_complete(engine.dispose())
         loop.close()
-        drop_databases(tmp_path / "hub")
 
 
 def check_store_holds_only_verified(loop, store, sessions, pki) -> int:
@@ -280,7 +277,7 @@ def test_fuzz_sample_through_the_real_broker(rig, tmp_path):
     content = seg.path.read_bytes()
     store.seal(seg)
     with up:
-        assert up.wait_idle(30)
+        assert up.wait_idle(90)
     rows = stored_segments(hub)
     assert any(hub.service.store.path_for(r.stored_ref).read_bytes() == content for r in rows)
     for r in rows:

@@ -6,11 +6,9 @@ import json
 import logging
 import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from lerec.hub.daemon.logs import JsonFormatter
 from lerec.protocol import topics
-
+from prometheus_client.parser import text_string_to_metric_families
 from support.rig import fake_segment, raw_client
 
 

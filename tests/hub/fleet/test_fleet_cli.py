@@ -4,7 +4,6 @@ unassign an officer (hub-signed retained config applied by the recorder), time s
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -12,8 +11,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from sqlalchemy import select
-
 from lerec.deploy.broker import Broker
 from lerec.deploy.pki import init_pki, make_csr
 from lerec.hub.daemon.__main__ import main
@@ -21,9 +18,15 @@ from lerec.hub.daemon.runner import HubThread
 from lerec.hub.db import Rejection
 from lerec.hub.db.fleet_models import DeviceConfigRecord, OfficerAssignment
 from lerec.protocol import DeviceConfig
-
-from support.rig import database_url, drop_databases, fake_segment, hub_config, make_store, \
-    make_uploader, raw_client
+from sqlalchemy import select
+from support.rig import (
+    drop_databases,
+    fake_segment,
+    hub_config,
+    make_store,
+    make_uploader,
+    raw_client,
+)
 
 _PEM = serialization.Encoding.PEM
 

@@ -8,11 +8,9 @@ import os
 import time
 
 import pytest
-
 from lerec.hub.errors import IntegrityError, StorageError
 from lerec.hub.storage import LocalBlobStore, ref_for
 from lerec.hub.storage.s3 import S3BlobStore
-
 
 BUCKET = "lerec-test"  # one bucket (each SeaweedFS bucket is a collection with its own volumes)
 
