@@ -44,7 +44,7 @@ KINDS_OF_CASE = ["占道经营", "违法建设", "噪声扰民", "乱倒垃圾",
 
 def ts(moment: dt.datetime) -> str:
     """How UTCDateTime stores a moment in SQLite (naive UTC)."""
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(" ")
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ")
 
 
 def log(msg: str) -> None:
@@ -86,7 +86,7 @@ def generate(db: Path, n_cases: int, n_clips: int, n_audit: int, store_ref: str,
     con.execute("PRAGMA synchronous=OFF")
     con.execute("PRAGMA cache_size=-400000")
     timings: dict[str, float] = {}
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     pw = hash_password(PASSWORD)
 
     t0 = time.perf_counter()
@@ -232,7 +232,7 @@ def generate(db: Path, n_cases: int, n_clips: int, n_audit: int, store_ref: str,
         datas = []
         t_chunk = base + idx
         for i in range(idx, idx + size):
-            t = dt.datetime.fromtimestamp(t_chunk + (i - idx), dt.timezone.utc)
+            t = dt.datetime.fromtimestamp(t_chunk + (i - idx), dt.UTC)
             typ = types[i % 6]
             actor = f"user:officer{i % OFFICERS:02d}"
             case = f"case:{i % max(n_cases, 1) + 1}"
@@ -280,8 +280,8 @@ async def verify_audit(url: str, expected_root: str, n: int) -> None:
     async with sessionmaker(engine)() as s, s.begin():
         await audit.record_event(s, EventType.CONFIG_CHANGED, "hub", [], {"bench": "ready"})
     async with sessionmaker(engine)() as s:
-        from lerec.hub.audit.merkle import verify_inclusion
         from lerec.hub.audit.entries import decode_event
+        from lerec.hub.audit.merkle import verify_inclusion
 
         head = await audit.head(s)
         idx, ev = (await audit.entries(s, start=n, limit=1))[0]
@@ -328,7 +328,8 @@ async def measure(base: str, clients: int, requests: int, n_cases: int) -> list[
             queue = [make() for _ in range(requests)]
             client = bare if name.startswith("/healthz") else c
 
-            async def worker() -> None:
+            async def worker(queue: list[str], client: httpx.AsyncClient,
+                             latencies: list[float]) -> None:
                 while queue:
                     url = queue.pop()
                     t = time.perf_counter()
@@ -337,7 +338,7 @@ async def measure(base: str, clients: int, requests: int, n_cases: int) -> list[
                     assert r.status_code == 200, (url, r.status_code, r.text[:200])
 
             t0 = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(clients)))
+            await asyncio.gather(*(worker(queue, client, latencies) for _ in range(clients)))
             wall = time.perf_counter() - t0
             q = statistics.quantiles(latencies, n=100)
             results.append((name, len(latencies), statistics.median(latencies) * 1000,

@@ -78,9 +78,9 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 async def _create_user(settings: AdminSettings, args: argparse.Namespace, password: str) -> None:
+    from ..cases import users
     from ..db import make_engine, migrate, sessionmaker
     from ..rules import default_rulebook
-    from ..cases import users
 
     engine = make_engine(settings.database_url)
     try:

@@ -25,7 +25,7 @@ from ..db.models import Segment
 from ..db.types import utcnow
 from . import pages, views
 from .permissions import MATRIX
-from .security import ANON_SESSION, Ctx, end_session, need, new_session, set_cookie
+from .security import ANON_SESSION, NEED, Ctx, end_session, new_session, set_cookie
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
@@ -110,7 +110,7 @@ def user_json(u: User) -> dict[str, Any]:
 
 
 @router.get("/session", summary="当前会话（未登录时发放登录用的 CSRF 令牌）")
-async def get_session(ctx: Ctx = need("public")) -> Response:
+async def get_session(ctx: Ctx = NEED["public"]) -> Response:
     token = None
     if ctx.web_session is None:
         token, ctx.web_session = await new_session(ctx.db, None, ANON_SESSION)
@@ -126,7 +126,7 @@ async def get_session(ctx: Ctx = need("public")) -> Response:
 
 
 @router.post("/session", summary="登录（会话 id 轮换）")
-async def login(body: LoginIn, ctx: Ctx = need("public")) -> Response:
+async def login(body: LoginIn, ctx: Ctx = NEED["public"]) -> Response:
     user = await pages.authenticate(ctx, body.username, body.password)
     if user is None:
         return JSONResponse({"detail": "用户名或密码错误。"}, status_code=401)
@@ -139,7 +139,7 @@ async def login(body: LoginIn, ctx: Ctx = need("public")) -> Response:
 
 
 @router.delete("/session", summary="退出登录")
-async def logout(ctx: Ctx = need("session")) -> Response:
+async def logout(ctx: Ctx = NEED["session"]) -> Response:
     from ..audit.entries import EventType
     from ..audit.log import record_event
 
@@ -153,13 +153,13 @@ async def logout(ctx: Ctx = need("session")) -> Response:
 
 
 @router.get("/permissions", summary="权限矩阵")
-async def permissions(ctx: Ctx = need("session")) -> dict[str, Any]:
+async def permissions(ctx: Ctx = NEED["session"]) -> dict[str, Any]:
     return {p: {"roles": sorted(roles), "description": desc}
             for p, (roles, desc) in MATRIX.items()}
 
 
 @router.get("/rulebook", summary="规则：环节、启动方式、执法类型、记录类型及字段（表单由此生成）")
-async def rulebook(ctx: Ctx = need("session")) -> dict[str, Any]:
+async def rulebook(ctx: Ctx = NEED["session"]) -> dict[str, Any]:
     rb = ctx.rb
     return {
         "id": rb.id, "title": rb.metadata.title, "document_number": rb.metadata.document_number,
@@ -181,7 +181,7 @@ async def list_cases(
     q: str = Query("", max_length=100), type: str = Query("", max_length=32),
     stage: str = Query("", max_length=32), handler: int | None = None,
     has_findings: bool | None = None, page: int = Query(1, ge=1, le=100000),
-    per_page: int = Query(50, ge=1, le=200), ctx: Ctx = need("case.read"),
+    per_page: int = Query(50, ge=1, le=200), ctx: Ctx = NEED["case.read"],
 ) -> dict[str, Any]:
     query = service.CaseQuery(q=q, enforcement_type=type, stage=stage, handler_id=handler,
                               has_findings=has_findings, page=page, per_page=per_page)
@@ -191,7 +191,7 @@ async def list_cases(
 
 
 @router.post("/cases", status_code=201, summary="新建案件")
-async def create_case(body: CaseIn, ctx: Ctx = need("case.create")) -> dict[str, Any]:
+async def create_case(body: CaseIn, ctx: Ctx = NEED["case.create"]) -> dict[str, Any]:
     case = await service.create_case(
         ctx.db, ctx.rb, ctx.require_actor(), title=body.title,
         enforcement_type=body.enforcement_type, start_mode=body.start_mode, party=body.party,
@@ -231,17 +231,17 @@ def _detail_json(ctx: Ctx, d: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/cases/{case_id}", summary="案件详情（记录、音像记录、附件、合规问题）")
-async def get_case(case_id: int, ctx: Ctx = need("case.read")) -> dict[str, Any]:
+async def get_case(case_id: int, ctx: Ctx = NEED["case.read"]) -> dict[str, Any]:
     return _detail_json(ctx, await views.case_detail(ctx, ctx.require_case()))
 
 
 @router.get("/cases/{case_id}/findings", summary="本案合规问题（每条均引用条款）")
-async def case_findings(case_id: int, ctx: Ctx = need("case.read")) -> list[dict[str, Any]]:
+async def case_findings(case_id: int, ctx: Ctx = NEED["case.read"]) -> list[dict[str, Any]]:
     return (await views.case_detail(ctx, ctx.require_case()))["findings"]
 
 
 @router.post("/cases/{case_id}/records", status_code=201, summary="制作记录（服务器端按规则校验）")
-async def add_record(case_id: int, body: RecordIn, ctx: Ctx = need("record.write")
+async def add_record(case_id: int, body: RecordIn, ctx: Ctx = NEED["record.write"]
                      ) -> dict[str, Any]:
     rec = await service.add_record(ctx.db, ctx.rb, ctx.require_actor(), ctx.require_case(),
                                    body.kind, body.fields, window_end=body.window_end)
@@ -251,7 +251,7 @@ async def add_record(case_id: int, body: RecordIn, ctx: Ctx = need("record.write
 
 @router.put("/cases/{case_id}/records/{record_id}", summary="修改记录（保留历史版本）")
 async def change_record(case_id: int, record_id: int, body: RecordChangeIn,
-                        ctx: Ctx = need("record.write")) -> dict[str, Any]:
+                        ctx: Ctx = NEED["record.write"]) -> dict[str, Any]:
     case = ctx.require_case()
     rec = await service.get_record(ctx.db, case, record_id)
     await service.change_record(ctx.db, ctx.rb, ctx.require_actor(), case, rec, body.fields,
@@ -262,7 +262,7 @@ async def change_record(case_id: int, record_id: int, body: RecordChangeIn,
 
 
 @router.get("/cases/{case_id}/records/{record_id}/versions", summary="记录的全部版本")
-async def record_versions(case_id: int, record_id: int, ctx: Ctx = need("case.read")
+async def record_versions(case_id: int, record_id: int, ctx: Ctx = NEED["case.read"]
                           ) -> list[dict[str, Any]]:
     rec = await service.get_record(ctx.db, ctx.require_case(), record_id)
     versions = (await service.record_versions(ctx.db, [rec.id])).get(rec.id, [])
@@ -271,7 +271,7 @@ async def record_versions(case_id: int, record_id: int, ctx: Ctx = need("case.re
 
 
 @router.post("/cases/{case_id}/stage", summary="推进案件环节")
-async def advance(case_id: int, body: StageIn, ctx: Ctx = need("case.manage")
+async def advance(case_id: int, body: StageIn, ctx: Ctx = NEED["case.manage"]
                   ) -> dict[str, Any]:
     case = ctx.require_case()
     await service.advance_stage(ctx.db, ctx.rb, ctx.require_actor(), case, body.to, body.note)
@@ -280,7 +280,7 @@ async def advance(case_id: int, body: StageIn, ctx: Ctx = need("case.manage")
 
 
 @router.post("/cases/{case_id}/not-start", summary="决定不启动执法程序（第七条、第八条）")
-async def not_start(case_id: int, body: NoteIn, ctx: Ctx = need("case.manage")
+async def not_start(case_id: int, body: NoteIn, ctx: Ctx = NEED["case.manage"]
                     ) -> dict[str, Any]:
     case = ctx.require_case()
     await service.decide_not_to_start(ctx.db, ctx.rb, ctx.require_actor(), case, body.note)
@@ -289,7 +289,7 @@ async def not_start(case_id: int, body: NoteIn, ctx: Ctx = need("case.manage")
 
 
 @router.put("/cases/{case_id}/facts", summary="设置案件情形")
-async def set_facts(case_id: int, body: FactsIn, ctx: Ctx = need("case.manage")
+async def set_facts(case_id: int, body: FactsIn, ctx: Ctx = NEED["case.manage"]
                     ) -> dict[str, Any]:
     case = ctx.require_case()
     await service.set_facts(ctx.db, ctx.rb, ctx.require_actor(), case, body.facts)
@@ -298,7 +298,7 @@ async def set_facts(case_id: int, body: FactsIn, ctx: Ctx = need("case.manage")
 
 
 @router.post("/cases/{case_id}/approvals", status_code=201, summary="审核、审批意见")
-async def approve(case_id: int, body: ApprovalIn, ctx: Ctx = need("record.approve")
+async def approve(case_id: int, body: ApprovalIn, ctx: Ctx = NEED["record.approve"]
                   ) -> dict[str, Any]:
     ap = await service.approve(ctx.db, ctx.rb, ctx.require_actor(), ctx.require_case(),
                                body.record_id, body.decision, body.opinion)
@@ -307,7 +307,7 @@ async def approve(case_id: int, body: ApprovalIn, ctx: Ctx = need("record.approv
 
 
 @router.post("/cases/{case_id}/archive", summary="归档（党政办，第二十八条）")
-async def archive(case_id: int, ctx: Ctx = need("case.archive")) -> dict[str, Any]:
+async def archive(case_id: int, ctx: Ctx = NEED["case.archive"]) -> dict[str, Any]:
     case = ctx.require_case()
     await service.archive_case(ctx.db, ctx.rb, ctx.require_actor(), case)
     await ctx.db.commit()
@@ -317,7 +317,7 @@ async def archive(case_id: int, ctx: Ctx = need("case.archive")) -> dict[str, An
 @router.post("/cases/{case_id}/attachments", status_code=201,
              summary="上传附件（multipart：file, media_type, method, made_at, maker, proves, "
                      "transcript, record_id）")
-async def add_attachment(case_id: int, ctx: Ctx = need("record.write")) -> dict[str, Any]:
+async def add_attachment(case_id: int, ctx: Ctx = NEED["record.write"]) -> dict[str, Any]:
     att = await pages.upload_attachment(ctx, await ctx.request.form())
     await ctx.db.commit()
     return {"id": f"att-{att.id}", "sha256": att.blob_ref.removeprefix("sha256:"),
@@ -325,7 +325,7 @@ async def add_attachment(case_id: int, ctx: Ctx = need("record.write")) -> dict[
 
 
 @router.post("/cases/{case_id}/clips", status_code=201, summary="关联音像记录")
-async def link_clip(case_id: int, body: LinkIn, ctx: Ctx = need("clip.link")) -> dict[str, Any]:
+async def link_clip(case_id: int, body: LinkIn, ctx: Ctx = NEED["clip.link"]) -> dict[str, Any]:
     case = ctx.require_case()
     if await ctx.db.get(Segment, body.segment_id) is None:
         raise NotFound(f"音像记录「{body.segment_id}」不存在。")
@@ -345,7 +345,7 @@ async def link_clip(case_id: int, body: LinkIn, ctx: Ctx = need("clip.link")) ->
 async def unlink_clip(case_id: int, segment_id: str, record_id: int | None = None,
                       reason: str = Query(..., min_length=1, max_length=2000,
                                           description="取消关联的原因"),
-                      ctx: Ctx = need("clip.link")) -> dict[str, Any]:
+                      ctx: Ctx = NEED["clip.link"]) -> dict[str, Any]:
     case = ctx.require_case()
     if case.archived_at is not None:
         raise InvalidInput("案件已归档，不能取消关联。")
@@ -360,14 +360,14 @@ async def unlink_clip(case_id: int, segment_id: str, record_id: int | None = Non
 @router.get("/findings", summary="全部案件的合规问题")
 async def all_findings(page: int = Query(1, ge=1, le=100000),
                        severity: str = Query("", pattern="^(|error|warning)$"),
-                       ctx: Ctx = need("findings.read")) -> dict[str, Any]:
+                       ctx: Ctx = NEED["findings.read"]) -> dict[str, Any]:
     items, total = await views.findings_page(ctx, page, severity=severity)
     return {"total_cases": total, "page": page,
             "cases": [{"case": views.case_json(ctx.rb, c), "findings": fs} for c, fs in items]}
 
 
 @router.get("/fleet", summary="执法记录仪设备状态")
-async def fleet(ctx: Ctx = need("fleet.read")) -> list[dict[str, Any]]:
+async def fleet(ctx: Ctx = NEED["fleet.read"]) -> list[dict[str, Any]]:
     return [{
         "device_id": d["device"].device_id, "label": d["device"].label,
         "officer_id": d["device"].officer_id,
@@ -381,13 +381,13 @@ async def fleet(ctx: Ctx = need("fleet.read")) -> list[dict[str, Any]]:
 
 
 @router.get("/users", summary="用户列表")
-async def list_users(ctx: Ctx = need("users.read")) -> list[dict[str, Any]]:
+async def list_users(ctx: Ctx = NEED["users.read"]) -> list[dict[str, Any]]:
     return [user_json(u) for u in (await ctx.db.execute(select(User).order_by(User.name))
                                    ).scalars()]
 
 
 @router.post("/users", status_code=201, summary="新建用户")
-async def create_user(body: UserIn, ctx: Ctx = need("users.manage")) -> dict[str, Any]:
+async def create_user(body: UserIn, ctx: Ctx = NEED["users.manage"]) -> dict[str, Any]:
     user = await user_service.create_user(
         ctx.db, ctx.rb, name=body.name, role=body.role, password=body.password,
         display_name=body.display_name, officer_id=body.officer_id,
@@ -397,7 +397,7 @@ async def create_user(body: UserIn, ctx: Ctx = need("users.manage")) -> dict[str
 
 
 @router.patch("/users/{user_id}", summary="停用/启用、设置角色或密码")
-async def change_user(user_id: int, body: UserChangeIn, ctx: Ctx = need("users.manage")
+async def change_user(user_id: int, body: UserChangeIn, ctx: Ctx = NEED["users.manage"]
                       ) -> dict[str, Any]:
     user = await ctx.db.get(User, user_id)
     if user is None:

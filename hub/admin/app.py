@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,7 +24,7 @@ from ..db import make_engine, migrate, sessionmaker
 from ..rules import default_rulebook, load_rulebook
 from ..storage import LocalBlobStore
 from . import api, pages, views
-from .security import Denied, LoginRequired, is_api
+from .security import Denied, LoginRequired, is_api, purge_expired
 from .settings import AdminSettings
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ async def _refresh_loop(app: FastAPI, minutes: int) -> None:
         await asyncio.sleep(minutes * 60)
         try:
             await views.refresh_all(app)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("periodic compliance refresh failed")
 
 
@@ -188,7 +188,7 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
     app.state.templates = templates()
     app.state.clip_views = {}
     app.state.login_failures = {}
-    app.state.started_at = dt.datetime.now(dt.timezone.utc)
+    app.state.started_at = dt.datetime.now(dt.UTC)
     static = Path(str(resources.files("lerec.hub.admin").joinpath("static")))
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     # routes are added as they are (not through include_router) so that ``app.routes`` lists

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from ..audit.entries import EventType
 from ..audit.log import record_event
 from ..cases import attachments as att_service
-from ..cases import links_adapter, service, transcribe, users as user_service
+from ..cases import links_adapter, service, transcribe
+from ..cases import users as user_service
 from ..cases.errors import InvalidInput, NotFound
 from ..cases.forms import CHINA, fields_from_form, input_value, local_iso
 from ..db.cases_models import CaseAttachment, User
@@ -25,10 +26,10 @@ from . import views
 from .permissions import MATRIX, ROLES, SCOPED_ROLES, allowed
 from .security import (
     ANON_SESSION,
+    NEED,
     Ctx,
     active_user,
     end_session,
-    need,
     new_session,
     set_cookie,
 )
@@ -67,12 +68,12 @@ def _form_int(form: Any, key: str) -> int | None:
 
 
 @router.get("/healthz")
-async def healthz(ctx: Ctx = need("public")) -> PlainTextResponse:
+async def healthz(ctx: Ctx = NEED["public"]) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
 @router.get("/")
-async def home(ctx: Ctx = need("session")) -> RedirectResponse:
+async def home(ctx: Ctx = NEED["session"]) -> RedirectResponse:
     return back_to("/cases")
 
 
@@ -83,7 +84,7 @@ def _safe_next(value: str | None) -> str:
 
 
 @router.get("/login")
-async def login_page(request: Request, next: str = "/cases", ctx: Ctx = need("public")
+async def login_page(request: Request, next: str = "/cases", ctx: Ctx = NEED["public"]
                      ) -> Response:
     if ctx.actor is not None:
         return back_to(_safe_next(next))
@@ -133,7 +134,7 @@ async def start_session(ctx: Ctx, user: User) -> tuple[str, Any]:
 
 
 @router.post("/login")
-async def login(ctx: Ctx = need("public")) -> Response:
+async def login(ctx: Ctx = NEED["public"]) -> Response:
     form = await ctx.request.form()
     name = _form_str(form, "username", 64)
     password = form.get("password")
@@ -152,7 +153,7 @@ async def login(ctx: Ctx = need("public")) -> Response:
 
 
 @router.post("/logout")
-async def logout(ctx: Ctx = need("session")) -> Response:
+async def logout(ctx: Ctx = NEED["session"]) -> Response:
     actor = ctx.require_actor()
     await end_session(ctx.db, ctx.web_session)
     await record_event(ctx.db, EventType.LOGOUT, actor.audit, [f"user:{actor.name}"], {})
@@ -192,7 +193,7 @@ def case_query(request: Request) -> service.CaseQuery:
 
 
 @router.get("/cases")
-async def cases_page(ctx: Ctx = need("case.read")) -> Response:
+async def cases_page(ctx: Ctx = NEED["case.read"]) -> Response:
     query = case_query(ctx.request)
     rows, total = await service.search_cases(ctx.db, ctx.require_actor(), query)
     pages = max(1, (total + query.per_page - 1) // query.per_page)
@@ -204,13 +205,13 @@ async def cases_page(ctx: Ctx = need("case.read")) -> Response:
 
 
 @router.get("/cases/new")
-async def new_case_page(ctx: Ctx = need("case.create")) -> Response:
+async def new_case_page(ctx: Ctx = NEED["case.create"]) -> Response:
     return render(ctx, "case_new.html", handlers=await _handlers(ctx),
                   officers=await _officers(ctx), error=None, form={})
 
 
 @router.post("/cases")
-async def create_case(ctx: Ctx = need("case.create")) -> Response:
+async def create_case(ctx: Ctx = NEED["case.create"]) -> Response:
     form = await ctx.request.form()
     officer_ids = [int(v) for v in form.getlist("officers") if isinstance(v, str) and v.isdigit()]
     try:
@@ -231,7 +232,7 @@ async def create_case(ctx: Ctx = need("case.create")) -> Response:
 
 
 @router.get("/cases/{case_id}")
-async def case_page(case_id: int, ctx: Ctx = need("case.read")) -> Response:
+async def case_page(case_id: int, ctx: Ctx = NEED["case.read"]) -> Response:
     detail = await views.case_detail(ctx, ctx.require_case())
     return render(ctx, "case.html", d=detail, officers=await _officers(ctx),
                   transcribers=transcribe.available())
@@ -266,7 +267,7 @@ async def _render_record_form(ctx: Ctx, kind: Any, values: dict[str, Any], *,
 
 
 @router.get("/cases/{case_id}/records/new")
-async def new_record_page(case_id: int, kind: str = "", ctx: Ctx = need("record.write")
+async def new_record_page(case_id: int, kind: str = "", ctx: Ctx = NEED["record.write"]
                           ) -> Response:
     k = _record_form_data(ctx, kind)
     why = service.kind_applies(ctx.rb, ctx.require_case(), k.id)
@@ -281,7 +282,7 @@ def _window_end(form: Any) -> dt.datetime | None:
 
 
 @router.post("/cases/{case_id}/records")
-async def add_record(case_id: int, ctx: Ctx = need("record.write")) -> Response:
+async def add_record(case_id: int, ctx: Ctx = NEED["record.write"]) -> Response:
     form = await ctx.request.form()
     kind = _record_form_data(ctx, _form_str(form, "kind", 64))
     fields = fields_from_form(kind, form)
@@ -299,7 +300,7 @@ async def add_record(case_id: int, ctx: Ctx = need("record.write")) -> Response:
 
 
 @router.get("/cases/{case_id}/records/{record_id}")
-async def record_page(case_id: int, record_id: int, ctx: Ctx = need("case.read")) -> Response:
+async def record_page(case_id: int, record_id: int, ctx: Ctx = NEED["case.read"]) -> Response:
     case = ctx.require_case()
     rec = await service.get_record(ctx.db, case, record_id)
     versions = (await service.record_versions(ctx.db, [rec.id])).get(rec.id, [])
@@ -310,7 +311,7 @@ async def record_page(case_id: int, record_id: int, ctx: Ctx = need("case.read")
 
 
 @router.get("/cases/{case_id}/records/{record_id}/edit")
-async def edit_record_page(case_id: int, record_id: int, ctx: Ctx = need("record.write")
+async def edit_record_page(case_id: int, record_id: int, ctx: Ctx = NEED["record.write"]
                            ) -> Response:
     rec = await service.get_record(ctx.db, ctx.require_case(), record_id)
     kind = _record_form_data(ctx, rec.kind_id)
@@ -320,7 +321,7 @@ async def edit_record_page(case_id: int, record_id: int, ctx: Ctx = need("record
 
 
 @router.post("/cases/{case_id}/records/{record_id}")
-async def change_record(case_id: int, record_id: int, ctx: Ctx = need("record.write")
+async def change_record(case_id: int, record_id: int, ctx: Ctx = NEED["record.write"]
                         ) -> Response:
     form = await ctx.request.form()
     case = ctx.require_case()
@@ -343,7 +344,7 @@ async def change_record(case_id: int, record_id: int, ctx: Ctx = need("record.wr
 
 
 @router.post("/cases/{case_id}/stage")
-async def advance(case_id: int, ctx: Ctx = need("case.manage")) -> Response:
+async def advance(case_id: int, ctx: Ctx = NEED["case.manage"]) -> Response:
     form = await ctx.request.form()
     case = ctx.require_case()
     await service.advance_stage(ctx.db, ctx.rb, ctx.require_actor(), case,
@@ -353,7 +354,7 @@ async def advance(case_id: int, ctx: Ctx = need("case.manage")) -> Response:
 
 
 @router.post("/cases/{case_id}/not-start")
-async def not_start(case_id: int, ctx: Ctx = need("case.manage")) -> Response:
+async def not_start(case_id: int, ctx: Ctx = NEED["case.manage"]) -> Response:
     form = await ctx.request.form()
     case = ctx.require_case()
     await service.decide_not_to_start(ctx.db, ctx.rb, ctx.require_actor(), case,
@@ -363,7 +364,7 @@ async def not_start(case_id: int, ctx: Ctx = need("case.manage")) -> Response:
 
 
 @router.post("/cases/{case_id}/facts")
-async def set_facts(case_id: int, ctx: Ctx = need("case.manage")) -> Response:
+async def set_facts(case_id: int, ctx: Ctx = NEED["case.manage"]) -> Response:
     form = await ctx.request.form()
     case = ctx.require_case()
     await service.set_facts(ctx.db, ctx.rb, ctx.require_actor(), case,
@@ -373,7 +374,7 @@ async def set_facts(case_id: int, ctx: Ctx = need("case.manage")) -> Response:
 
 
 @router.post("/cases/{case_id}/members")
-async def set_members(case_id: int, ctx: Ctx = need("case.manage")) -> Response:
+async def set_members(case_id: int, ctx: Ctx = NEED["case.manage"]) -> Response:
     form = await ctx.request.form()
     case = ctx.require_case()
     ids = [int(v) for v in form.getlist("officers") if isinstance(v, str) and v.isdigit()]
@@ -383,7 +384,7 @@ async def set_members(case_id: int, ctx: Ctx = need("case.manage")) -> Response:
 
 
 @router.post("/cases/{case_id}/approvals")
-async def approve(case_id: int, ctx: Ctx = need("record.approve")) -> Response:
+async def approve(case_id: int, ctx: Ctx = NEED["record.approve"]) -> Response:
     form = await ctx.request.form()
     case = ctx.require_case()
     rid = _form_int(form, "record_id")
@@ -394,7 +395,7 @@ async def approve(case_id: int, ctx: Ctx = need("record.approve")) -> Response:
 
 
 @router.post("/cases/{case_id}/archive")
-async def archive(case_id: int, ctx: Ctx = need("case.archive")) -> Response:
+async def archive(case_id: int, ctx: Ctx = NEED["case.archive"]) -> Response:
     case = ctx.require_case()
     await service.archive_case(ctx.db, ctx.rb, ctx.require_actor(), case)
     await ctx.db.commit()
@@ -434,7 +435,7 @@ async def upload_attachment(ctx: Ctx, form: Any) -> CaseAttachment:
 
 
 @router.post("/cases/{case_id}/attachments")
-async def add_attachment(case_id: int, ctx: Ctx = need("record.write")) -> Response:
+async def add_attachment(case_id: int, ctx: Ctx = NEED["record.write"]) -> Response:
     form = await ctx.request.form()
     att = await upload_attachment(ctx, form)
     await ctx.db.commit()
@@ -450,7 +451,7 @@ async def _attachment(ctx: Ctx, att_id: int) -> CaseAttachment:
 
 
 @router.post("/cases/{case_id}/attachments/{att_id}/transcript")
-async def attachment_transcript(case_id: int, att_id: int, ctx: Ctx = need("record.write")
+async def attachment_transcript(case_id: int, att_id: int, ctx: Ctx = NEED["record.write"]
                                 ) -> Response:
     form = await ctx.request.form()
     att = await _attachment(ctx, att_id)
@@ -468,7 +469,7 @@ async def attachment_transcript(case_id: int, att_id: int, ctx: Ctx = need("reco
 
 @router.get("/cases/{case_id}/attachments/{att_id}")
 async def attachment_file(case_id: int, att_id: int, download: int = 0,
-                          ctx: Ctx = need("clip.read")) -> Response:
+                          ctx: Ctx = NEED["clip.read"]) -> Response:
     att = await _attachment(ctx, att_id)
     inline = att.content_type.split("/")[0] in ("image", "audio", "video") \
         or att.content_type == "application/pdf"
@@ -482,7 +483,7 @@ async def attachment_file(case_id: int, att_id: int, download: int = 0,
 
 
 @router.get("/cases/{case_id}/clips")
-async def clip_candidates(case_id: int, ctx: Ctx = need("clip.link")) -> Response:
+async def clip_candidates(case_id: int, ctx: Ctx = NEED["clip.link"]) -> Response:
     case = ctx.require_case()
     officers = await service.case_officer_ids(ctx.db, case.id)
     days = ctx.request.query_params.get("days", "3")
@@ -498,7 +499,7 @@ async def clip_candidates(case_id: int, ctx: Ctx = need("clip.link")) -> Respons
 
 
 @router.post("/cases/{case_id}/clips")
-async def link_clip(case_id: int, ctx: Ctx = need("clip.link")) -> Response:
+async def link_clip(case_id: int, ctx: Ctx = NEED["clip.link"]) -> Response:
     form = await ctx.request.form()
     case = ctx.require_case()
     segment_id = _form_str(form, "segment_id", 64)
@@ -524,7 +525,7 @@ async def _linkable(ctx: Ctx, segment_id: str) -> None:
 
 
 @router.post("/cases/{case_id}/clips/{segment_id}/unlink")
-async def unlink_clip(case_id: int, segment_id: str, ctx: Ctx = need("clip.link")) -> Response:
+async def unlink_clip(case_id: int, segment_id: str, ctx: Ctx = NEED["clip.link"]) -> Response:
     form = await ctx.request.form()
     case = ctx.require_case()
     if case.archived_at is not None:
@@ -541,7 +542,7 @@ async def unlink_clip(case_id: int, segment_id: str, ctx: Ctx = need("clip.link"
 
 
 @router.post("/cases/{case_id}/clips/{segment_id}/transcript")
-async def clip_transcript(case_id: int, segment_id: str, ctx: Ctx = need("record.write")
+async def clip_transcript(case_id: int, segment_id: str, ctx: Ctx = NEED["record.write"]
                           ) -> Response:
     form = await ctx.request.form()
     case = ctx.require_case()
@@ -556,7 +557,7 @@ async def clip_transcript(case_id: int, segment_id: str, ctx: Ctx = need("record
 
 @router.get("/cases/{case_id}/clips/{segment_id}/media")
 async def clip_media(case_id: int, segment_id: str, download: int = 0,
-                     ctx: Ctx = need("clip.read")) -> Response:
+                     ctx: Ctx = NEED["clip.read"]) -> Response:
     seg = await views.segment_for_case(ctx, ctx.require_case(), segment_id)
     await views.audit_access(ctx, "segment", seg.segment_id, case_id, bool(download))
     ext = "mp4" if "mp4" in seg.media_type else "bin"
@@ -569,7 +570,7 @@ async def clip_media(case_id: int, segment_id: str, download: int = 0,
 
 
 @router.get("/findings")
-async def findings_page(ctx: Ctx = need("findings.read")) -> Response:
+async def findings_page(ctx: Ctx = NEED["findings.read"]) -> Response:
     p = ctx.request.query_params
     page = int(p.get("page", "1")) if p.get("page", "1").isdigit() else 1
     severity = p.get("severity", "") if p.get("severity", "") in ("", "error", "warning") else ""
@@ -579,7 +580,7 @@ async def findings_page(ctx: Ctx = need("findings.read")) -> Response:
 
 
 @router.get("/alerts")
-async def alerts_page(ctx: Ctx = need("alerts.read")) -> Response:
+async def alerts_page(ctx: Ctx = NEED["alerts.read"]) -> Response:
     items, _ = await views.findings_page(ctx, 1, per_page=200, severity="")
     urgent = [(c, [f for f in fs if f["code"] in ("upload_late", "archive_late",
                                                    "archive_due_soon")]) for c, fs in items]
@@ -590,7 +591,7 @@ async def alerts_page(ctx: Ctx = need("alerts.read")) -> Response:
 
 
 @router.get("/fleet")
-async def fleet_page(ctx: Ctx = need("fleet.read")) -> Response:
+async def fleet_page(ctx: Ctx = NEED["fleet.read"]) -> Response:
     return render(ctx, "fleet.html", devices=await views.fleet(ctx),
                   oversight_available=links_adapter.OVERSIGHT_AVAILABLE)
 
@@ -599,14 +600,14 @@ async def fleet_page(ctx: Ctx = need("fleet.read")) -> Response:
 
 
 @router.get("/users")
-async def users_page(ctx: Ctx = need("users.read")) -> Response:
+async def users_page(ctx: Ctx = NEED["users.read"]) -> Response:
     users = list((await ctx.db.execute(select(User).order_by(User.role, User.name))).scalars())
     return render(ctx, "users.html", users=users, roles=ROLES, error=None,
                   matrix=MATRIX, scoped=SCOPED_ROLES)
 
 
 @router.post("/users")
-async def create_user(ctx: Ctx = need("users.manage")) -> Response:
+async def create_user(ctx: Ctx = NEED["users.manage"]) -> Response:
     form = await ctx.request.form()
     await user_service.create_user(
         ctx.db, ctx.rb, name=_form_str(form, "name", 64), role=_form_str(form, "role", 32),
@@ -618,7 +619,7 @@ async def create_user(ctx: Ctx = need("users.manage")) -> Response:
 
 
 @router.post("/users/{user_id}")
-async def change_user(user_id: int, ctx: Ctx = need("users.manage")) -> Response:
+async def change_user(user_id: int, ctx: Ctx = NEED["users.manage"]) -> Response:
     form = await ctx.request.form()
     user = await ctx.db.get(User, user_id)
     if user is None:

@@ -191,10 +191,10 @@ def need(permission: str) -> Any:
                     name = role.name if role else ctx.actor.role
                     raise await deny(ctx, 403, f"您的角色（{name}）无权{MATRIX[permission][1]}。"
                                      "如需办理，请联系有权限的人员。", "role")
-            if request.method not in SAFE_METHODS:
-                if ctx.web_session is None or not await _csrf_ok(request, ctx.csrf):
-                    raise await deny(ctx, 403, "请求缺少有效的安全令牌（CSRF），已拒绝。"
-                                     "请刷新页面后重新提交。", "csrf")
+            if request.method not in SAFE_METHODS and (
+                    ctx.web_session is None or not await _csrf_ok(request, ctx.csrf)):
+                raise await deny(ctx, 403, "请求缺少有效的安全令牌（CSRF），已拒绝。"
+                                 "请刷新页面后重新提交。", "csrf")
             case_id = request.path_params.get("case_id")
             if case_id is not None and ctx.actor is not None:
                 try:
@@ -239,3 +239,7 @@ def set_cookie(response: Any, token: str, secure: bool, max_age: int) -> None:
 async def active_user(db: AsyncSession, name: str) -> User | None:
     return (await db.execute(select(User).where(User.name == name, User.active.is_(True)))
             ).scalar_one_or_none()
+
+
+#: one dependency per permission of the matrix: routes write ``ctx: Ctx = NEED["case.read"]``
+NEED: dict[str, Any] = {permission: need(permission) for permission in MATRIX}

@@ -49,7 +49,7 @@ def fmt_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if value is None:
         return "—"
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(CHINA).strftime(fmt)
 
 
@@ -94,7 +94,8 @@ async def refresh_all(app: Any, batch: int = 500) -> int:
     while True:
         async with app.state.sessions() as db, db.begin():
             cases = list((await db.execute(
-                select(Case).where(Case.id > last).order_by(Case.id).limit(batch))).scalars())
+                select(Case).where(Case.id > last, Case.archived_at.is_(None))
+                .order_by(Case.id).limit(batch))).scalars())
             if not cases:
                 return done
             now = utcnow()

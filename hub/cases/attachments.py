@@ -4,6 +4,7 @@ transcript (文字记录), optionally drafted by a registered :mod:`.transcribe`
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import os
@@ -42,14 +43,15 @@ async def spool(chunks: AsyncIterator[bytes], staging: Path,
     staging.mkdir(parents=True, exist_ok=True)
     path = staging / f"upload-{uuid.uuid4().hex}"
     h, n = hashlib.sha256(), 0
+    f = await asyncio.to_thread(path.open, "wb")
     try:
-        with open(path, "wb") as f:
+        with f:
             async for chunk in chunks:
                 n += len(chunk)
                 if n > limit:
                     raise InvalidInput(f"附件过大：最大 {limit // (1024 * 1024)} MB。")
                 h.update(chunk)
-                f.write(chunk)
+                await asyncio.to_thread(f.write, chunk)
     except BaseException:
         path.unlink(missing_ok=True)
         raise

@@ -39,6 +39,8 @@ CHINA = dt.timezone(dt.timedelta(hours=8))
 DEFAULT_STEP = dt.timedelta(hours=1)
 #: the record kind and field that say when execution ended (第二十八条 starts from it)
 EXECUTION_END = ("execution", "ended_at")
+#: an application record saying 不予受理 (第六条) closes the case as not started
+REJECTED_APPLICATION = ("application", "acceptance", "rejected")
 TITLE_MAX = 200
 
 
@@ -352,6 +354,11 @@ async def _after_record(session: AsyncSession, rb: Rulebook, actor: Actor, case:
     kind_id, field_id = EXECUTION_END
     if rec.kind_id == kind_id:
         case.execution_ended_at = parse_time(fields.get(field_id))
+    kind_id, field_id, rejected = REJECTED_APPLICATION
+    if rec.kind_id == kind_id and fields.get(field_id) == rejected and not case.not_started \
+            and case.stage == rb.stage_order()[0]:
+        reason = str(fields.get("acceptance_reason") or "")[:1800]
+        await decide_not_to_start(session, rb, actor, case, f"不予受理：{reason}".rstrip("："))
     step = await step_for(session, rb, case, rec)
     if step is not None:
         await links_adapter.auto_link_step(session, step, actor="hub")

@@ -19,7 +19,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
-def _load(name: str, path: Path):  # noqa: ANN202
+def _load(name: str, path: Path):
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -34,12 +34,12 @@ _db = _load("lerec_test_db", Path(__file__).parents[1] / "hub" / "cases" / "_db.
 
 
 @pytest.fixture(scope="session")
-def dbs(tmp_path_factory):  # noqa: ANN001, ANN201
+def dbs(tmp_path_factory):
     yield from _db.databases_fixture(tmp_path_factory)
 
 
 @pytest.fixture
-def database_url(dbs, tmp_path):  # noqa: ANN001, ANN201
+def database_url(dbs, tmp_path):
     yield from _db.database_url_fixture(dbs, tmp_path)
 
 
@@ -50,7 +50,7 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, app, port: int) -> None:  # noqa: ANN001
+    def __init__(self, app, port: int) -> None:
         import uvicorn
 
         self.app = app
@@ -60,7 +60,7 @@ class Server:
                                                     log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, name="admin-server", daemon=True)
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Server:  # noqa: PYI034
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -75,7 +75,7 @@ class Server:
 
 
 @pytest.fixture
-def server(database_url, tmp_path):  # noqa: ANN001, ANN201
+def server(database_url, tmp_path):
     from lerec.hub.admin.app import create_app
     from lerec.hub.admin.settings import AdminSettings
 
@@ -86,7 +86,7 @@ def server(database_url, tmp_path):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-async def browser():  # noqa: ANN201
+async def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     from playwright.async_api import async_playwright
@@ -100,10 +100,10 @@ async def browser():  # noqa: ANN201
 
 
 @pytest.fixture
-def shots():  # noqa: ANN201
+def shots():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    async def take(page, name: str) -> None:  # noqa: ANN001
+    async def take(page, name: str) -> None:
         await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
     return take

@@ -8,7 +8,7 @@ import datetime as dt
 CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
-async def run_db(url: str, fn):  # noqa: ANN001, ANN201
+async def run_db(url: str, fn):
     """Run ``fn(session)`` on the test database from the test's own event loop."""
     from lerec.hub.db import make_engine, sessionmaker
 
@@ -20,7 +20,7 @@ async def run_db(url: str, fn):  # noqa: ANN001, ANN201
         await engine.dispose()
 
 
-async def login(page, server, name: str, password: str) -> None:  # noqa: ANN001
+async def login(page, server, name: str, password: str) -> None:
     await page.goto(server.url + "/login")
     await page.fill("#username", name)
     await page.fill("#password", password)
@@ -29,8 +29,8 @@ async def login(page, server, name: str, password: str) -> None:  # noqa: ANN001
 
 
 async def test_handler_carries_a_case_and_plays_the_clip(server, browser, shots, password,
-                                                         database_url, tmp_path):  # noqa: ANN001
-    from lerec.hub.admin.demo import make_mp4, store_segment, ensure_device
+                                                         database_url, tmp_path):
+    from lerec.hub.admin.demo import ensure_device, make_mp4, store_segment
 
     page = await browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     page.on("dialog", lambda d: asyncio_task(d.accept()))
@@ -73,9 +73,9 @@ async def test_handler_carries_a_case_and_plays_the_clip(server, browser, shots,
 
     # a clip the officer uploaded a day later (outside the step, so not linked automatically)
     clip = make_mp4(tmp_path / "clip.mp4", seconds=4)
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
 
-    async def add(s):  # noqa: ANN001, ANN202
+    async def add(s):
         await ensure_device(s, "rec-web", "officer_a", "1号执法记录仪")
         return (await store_segment(s, server.app.state.store, clip, device_id="rec-web",
                                     officer_id="officer_a", start=start, seconds=4)).segment_id
@@ -113,7 +113,7 @@ async def test_handler_carries_a_case_and_plays_the_clip(server, browser, shots,
     await shots(page, "07-findings")
 
 
-async def test_other_pages_look_right(server, browser, shots, password):  # noqa: ANN001
+async def test_other_pages_look_right(server, browser, shots, password):
     page = await browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     await login(page, server, "agency_head", password)
     for path, name in (("/fleet", "08-fleet"), ("/alerts", "09-alerts"), ("/users", "10-users")):
@@ -126,7 +126,7 @@ async def test_other_pages_look_right(server, browser, shots, password):  # noqa
     await shots(page, "11-not-found")
 
 
-def asyncio_task(coro):  # noqa: ANN001, ANN201
+def asyncio_task(coro):
     import asyncio
 
     return asyncio.ensure_future(coro)

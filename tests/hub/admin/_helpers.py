@@ -58,12 +58,11 @@ class Browser:
         return r.json()
 
 
-async def audit_rows(app, type_: str | None = None):  # noqa: ANN001, ANN201
+async def audit_rows(app, type_: str | None = None):
     """All audit entries (idx, type, actor, subjects, details) in order."""
-    from sqlalchemy import select
-
     from lerec.hub.audit.entries import decode_event
     from lerec.hub.db.audit_models import AuditEntry
+    from sqlalchemy import select
 
     async with app.state.sessions() as s:
         q = select(AuditEntry).order_by(AuditEntry.idx)
@@ -74,17 +73,16 @@ async def audit_rows(app, type_: str | None = None):  # noqa: ANN001, ANN201
                 for r in rows]
 
 
-async def user_id(app, name: str) -> int:  # noqa: ANN001
-    from sqlalchemy import select
-
+async def user_id(app, name: str) -> int:
     from lerec.hub.db.cases_models import User
+    from sqlalchemy import select
 
     async with app.state.sessions() as s:
         return (await s.execute(select(User.id).where(User.name == name))).scalar_one()
 
 
-async def add_segment(app, tmp_path, officer: str, start, seconds: float = 2.0,  # noqa: ANN001
-                      device: str = "rec-t1", media_type: str = "video/mp4", data=None):  # noqa: ANN001
+async def add_segment(app, tmp_path, officer: str, start, seconds: float = 2.0,
+                      device: str = "rec-t1", media_type: str = "video/mp4", data=None):
     """A stored segment (blob + row) as ingest leaves it; a real H.264 MP4 unless ``data``."""
     import os
 

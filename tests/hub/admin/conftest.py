@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 
-def _load(name: str, path: Path):  # noqa: ANN202
+def _load(name: str, path: Path):
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -28,17 +28,17 @@ helpers = _load("lerec_admin_helpers", Path(__file__).with_name("_helpers.py"))
 
 
 @pytest.fixture(scope="session")
-def dbs(tmp_path_factory):  # noqa: ANN001, ANN201
+def dbs(tmp_path_factory):
     yield from _db.databases_fixture(tmp_path_factory)
 
 
 @pytest.fixture
-def database_url(dbs, tmp_path):  # noqa: ANN001, ANN201
+def database_url(dbs, tmp_path):
     yield from _db.database_url_fixture(dbs, tmp_path)
 
 
 @pytest.fixture
-async def app(database_url, tmp_path):  # noqa: ANN001, ANN201
+async def app(database_url, tmp_path):
     from lerec.hub.admin.app import create_app
     from lerec.hub.admin.settings import AdminSettings
 
@@ -50,7 +50,7 @@ async def app(database_url, tmp_path):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def client_factory(app):  # noqa: ANN001, ANN201
+def client_factory(app):
     clients: list[httpx.AsyncClient] = []
 
     def make() -> httpx.AsyncClient:
@@ -63,7 +63,7 @@ def client_factory(app):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def login(client_factory):  # noqa: ANN001, ANN201
+def login(client_factory):
     async def do(name: str) -> helpers.Browser:
         c = client_factory()
         b = helpers.Browser(c)

@@ -7,13 +7,11 @@ import hashlib
 import io
 
 import pytest
-
 from lerec.hub.cases import transcribe
-
 from lerec_admin_helpers import audit_rows  # type: ignore[import-not-found]
 
 
-async def _upload(h, cid, data: bytes, media: str, **fields):  # noqa: ANN001, ANN202
+async def _upload(h, cid, data: bytes, media: str, **fields):
     files = {"file": ("录音.m4a" if media == "audio" else "照片.jpg", io.BytesIO(data),
                       "audio/mp4" if media == "audio" else "image/jpeg")}
     r = await h.c.post(f"/api/v1/cases/{cid}/attachments", files=files,
@@ -22,7 +20,7 @@ async def _upload(h, cid, data: bytes, media: str, **fields):  # noqa: ANN001, A
     return r.json()
 
 
-async def test_photo_is_stored_by_hash_and_metadata_is_checked(app, login):  # noqa: ANN001
+async def test_photo_is_stored_by_hash_and_metadata_is_checked(app, login):
     h = await login("handler_a")
     cid = (await h.create_case())["id"]
     data = b"\xff\xd8\xff photo bytes"
@@ -50,7 +48,7 @@ async def test_photo_is_stored_by_hash_and_metadata_is_checked(app, login):  # n
     assert any(row[1] == "view" for row in await audit_rows(app))
 
 
-async def test_audio_without_transcript_is_a_finding_until_transcribed(app, login):  # noqa: ANN001
+async def test_audio_without_transcript_is_a_finding_until_transcribed(app, login):
     h = await login("handler_a")
     cid = (await h.create_case())["id"]
     rid = (await h.api("POST", f"/api/v1/cases/{cid}/records", {
@@ -78,13 +76,13 @@ class FakeAsr:
 
 
 @pytest.fixture
-def fake_asr():  # noqa: ANN201
+def fake_asr():
     transcribe.register(FakeAsr())
     yield
     transcribe.unregister("fake-asr")
 
 
-async def test_a_registered_transcriber_drafts_the_transcript(app, login, fake_asr):  # noqa: ANN001
+async def test_a_registered_transcriber_drafts_the_transcript(app, login, fake_asr):
     assert [t.name for t in transcribe.available()] == ["fake-asr"]
     with pytest.raises(TypeError):
         transcribe.register(object())  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ from lerec_admin_helpers import CSRF_RE, Browser, audit_rows  # type: ignore[imp
 from lerec_test_db import PASSWORD  # type: ignore[import-not-found]
 
 
-async def test_login_rotates_the_session_and_sets_safe_cookie_flags(app, client_factory):  # noqa: ANN001
+async def test_login_rotates_the_session_and_sets_safe_cookie_flags(app, client_factory):
     c = client_factory()
     page = await c.get("/login")
     pre = c.cookies.get("lerec_session")
@@ -29,7 +29,7 @@ async def test_login_rotates_the_session_and_sets_safe_cookie_flags(app, client_
     assert [row[2] for row in logins] == ["user:handler_a"]
 
 
-async def test_wrong_password_is_refused_in_chinese_and_audited(app, client_factory):  # noqa: ANN001
+async def test_wrong_password_is_refused_in_chinese_and_audited(app, client_factory):
     b = Browser(client_factory())
     page = await b.c.get("/login")
     token = CSRF_RE.search(page.text).group(1)
@@ -43,7 +43,7 @@ async def test_wrong_password_is_refused_in_chinese_and_audited(app, client_fact
     assert len(failed) == 2 and failed[0][3] == ["user:handler_a"]
 
 
-async def test_repeated_failures_lock_the_name(app, client_factory):  # noqa: ANN001
+async def test_repeated_failures_lock_the_name(app, client_factory):
     b = Browser(client_factory())
     await b.refresh_csrf()
     for _ in range(5):
@@ -55,7 +55,7 @@ async def test_repeated_failures_lock_the_name(app, client_factory):  # noqa: AN
     assert reasons[-1] == "locked"
 
 
-async def test_login_without_csrf_token_is_refused(app, client_factory):  # noqa: ANN001
+async def test_login_without_csrf_token_is_refused(app, client_factory):
     c = client_factory()
     await c.get("/login")
     r = await c.post("/login", data={"username": "handler_a", "password": PASSWORD})
@@ -64,7 +64,7 @@ async def test_login_without_csrf_token_is_refused(app, client_factory):  # noqa
     assert rows and rows[-1][4]["reason"] == "csrf"
 
 
-async def test_state_change_without_or_with_a_foreign_csrf_token_is_refused(app, login):  # noqa: ANN001
+async def test_state_change_without_or_with_a_foreign_csrf_token_is_refused(app, login):
     a = await login("handler_a")
     b = await login("handler_b")
     body = {"title": "无令牌", "enforcement_type": "penalty", "start_mode": "ex_officio"}
@@ -78,7 +78,7 @@ async def test_state_change_without_or_with_a_foreign_csrf_token_is_refused(app,
     assert (await a.api("POST", "/api/v1/cases", body)).status_code == 201
 
 
-async def test_logout_ends_the_server_side_session(app, login):  # noqa: ANN001
+async def test_logout_ends_the_server_side_session(app, login):
     b = await login("officer_a")
     old = b.c.cookies.get("lerec_session")
     r = await b.post("/logout")
@@ -90,7 +90,7 @@ async def test_logout_ends_the_server_side_session(app, login):  # noqa: ANN001
     assert [row[2] for row in await audit_rows(app, "logout")] == ["user:officer_a"]
 
 
-async def test_api_login_and_bearerless_cookie_flow(app, client_factory):  # noqa: ANN001
+async def test_api_login_and_bearerless_cookie_flow(app, client_factory):
     b = Browser(client_factory())
     r = await b.c.get("/api/v1/session")
     assert r.json()["authenticated"] is False
@@ -102,7 +102,7 @@ async def test_api_login_and_bearerless_cookie_flow(app, client_factory):  # noq
     assert (await b.c.get("/api/v1/cases")).status_code == 200
 
 
-async def test_unknown_page_is_a_chinese_404(login):  # noqa: ANN001
+async def test_unknown_page_is_a_chinese_404(login):
     b = await login("officer_a")
     r = await b.get("/no-such-page")
     assert r.status_code == 404 and "页面不存在" in r.text

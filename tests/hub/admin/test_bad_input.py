@@ -9,7 +9,7 @@ from lerec_admin_helpers import audit_rows  # type: ignore[import-not-found]
 SCRIPT = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
-async def test_script_payloads_come_back_escaped(login):  # noqa: ANN001
+async def test_script_payloads_come_back_escaped(login):
     h = await login("handler_a")
     case = await h.create_case(title=SCRIPT, party=SCRIPT)
     r = await h.api("POST", f"/api/v1/cases/{case['id']}/records", {
@@ -29,7 +29,7 @@ async def test_script_payloads_come_back_escaped(login):  # noqa: ANN001
     assert page.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_oversized_and_missing_fields(login):  # noqa: ANN001
+async def test_oversized_and_missing_fields(login):
     h = await login("handler_a")
     r = await h.api("POST", "/api/v1/cases", {"title": "x" * 201, "enforcement_type": "penalty",
                                               "start_mode": "ex_officio"})
@@ -58,7 +58,7 @@ async def test_oversized_and_missing_fields(login):  # noqa: ANN001
     assert page.status_code == 400 and "请填写案件名称" in page.text
 
 
-async def test_ids_and_paths_that_do_not_exist(login):  # noqa: ANN001
+async def test_ids_and_paths_that_do_not_exist(login):
     h = await login("handler_a")
     assert (await h.get("/cases/abc")).status_code in (400, 404)
     r = await h.get("/cases/99999")
@@ -70,7 +70,7 @@ async def test_ids_and_paths_that_do_not_exist(login):  # noqa: ANN001
     assert r.status_code == 404 and "未知的记录类型" in r.text
 
 
-async def test_upload_too_large_is_refused_before_reading(app, login):  # noqa: ANN001
+async def test_upload_too_large_is_refused_before_reading(app, login):
     h = await login("handler_a")
     cid = (await h.create_case())["id"]
     limit = app.state.settings.max_upload_bytes
@@ -80,7 +80,7 @@ async def test_upload_too_large_is_refused_before_reading(app, login):  # noqa: 
     assert r.status_code == 413 and "过大" in r.text
 
 
-async def test_role_attempting_another_roles_action_is_audited(app, login):  # noqa: ANN001
+async def test_role_attempting_another_roles_action_is_audited(app, login):
     h = await login("handler_a")
     cid = (await h.create_case())["id"]
     r = await h.api("POST", f"/api/v1/cases/{cid}/archive")
@@ -94,7 +94,7 @@ async def test_role_attempting_another_roles_action_is_audited(app, login):  # n
     assert denied[0][4]["permission"] == "case.archive"
 
 
-async def test_attachment_filename_is_sanitised(app, login):  # noqa: ANN001
+async def test_attachment_filename_is_sanitised(app, login):
     h = await login("handler_a")
     cid = (await h.create_case())["id"]
     files = {"file": ("../../<b>x</b>.html", io.BytesIO(b"<script>1</script>"), "text/html")}

@@ -16,7 +16,7 @@ INSPECTION = {
 }
 
 
-async def test_application_case_records_acceptance_and_corrections(login):  # noqa: ANN001
+async def test_application_case_records_acceptance_and_corrections(login):
     h = await login("handler_a")
     case = await h.create_case(start_mode="application", enforcement_type="licensing")
     r = await h.api("POST", f"/api/v1/cases/{case['id']}/records", {
@@ -26,13 +26,27 @@ async def test_application_case_records_acceptance_and_corrections(login):  # no
             "on_site_correction": "当场更正申请人姓名", "supplement": "无",
             "recorded_at": "2026-11-20T09:30:00+08:00"}})
     assert r.status_code == 201, r.text
+    # 不予受理 closes the case as not started (第六条), with the reason
+    got = (await h.get(f"/api/v1/cases/{case['id']}")).json()["case"]
+    assert got["not_started"] is True and got["status"] == "不启动"
+    page = await h.get(f"/cases/{case['id']}")
+    assert "不予受理：不属于本机关职权" in page.text
     # a record kind of another start mode is refused with the article
     r = await h.api("POST", f"/api/v1/cases/{case['id']}/records",
                     {"kind": "ex_officio_start", "fields": START})
     assert r.status_code == 409 and "只适用于依职权启动" in r.json()["detail"]
 
 
-async def test_ex_officio_case_missing_record_becomes_a_finding_after_the_stage(login):  # noqa: ANN001
+async def test_periodic_refresh_re_evaluates_open_cases(app, login):  # noqa: ANN001
+    from lerec.hub.admin.views import refresh_all
+
+    h = await login("handler_a")
+    await h.create_case()
+    await h.create_case()
+    assert await refresh_all(app) == 2
+
+
+async def test_ex_officio_case_missing_record_becomes_a_finding_after_the_stage(login):
     h = await login("handler_a")
     case = await h.create_case()
     cid = case["id"]
@@ -57,7 +71,7 @@ async def test_ex_officio_case_missing_record_becomes_a_finding_after_the_stage(
     assert r.status_code == 409 and "请先推进案件环节" in r.json()["detail"]
 
 
-async def test_complaint_not_started_needs_the_notice(login):  # noqa: ANN001
+async def test_complaint_not_started_needs_the_notice(login):
     h = await login("handler_a")
     case = await h.create_case(start_mode="complaint", facts=["real_name_complaint"])
     cid = case["id"]
@@ -75,7 +89,7 @@ async def test_complaint_not_started_needs_the_notice(login):  # noqa: ANN001
     assert r.status_code == 409 and "不启动" in r.json()["detail"]
 
 
-async def test_invalid_record_is_refused_with_chinese_field_messages(login):  # noqa: ANN001
+async def test_invalid_record_is_refused_with_chinese_field_messages(login):
     h = await login("handler_a")
     cid = (await h.create_case())["id"]
     r = await h.api("POST", f"/api/v1/cases/{cid}/records", {
@@ -93,7 +107,7 @@ async def test_invalid_record_is_refused_with_chinese_field_messages(login):  # 
     assert r.status_code == 400 and "「启动原因」为必填项" in r.text and "<form" in r.text
 
 
-async def test_changes_keep_every_version_and_are_audited(app, login):  # noqa: ANN001
+async def test_changes_keep_every_version_and_are_audited(app, login):
     h = await login("handler_a")
     cid = (await h.create_case())["id"]
     rid = (await h.api("POST", f"/api/v1/cases/{cid}/records",
@@ -121,7 +135,7 @@ async def test_changes_keep_every_version_and_are_audited(app, login):  # noqa: 
     assert len(created) == 2  # the case and the record
 
 
-async def test_html_flow_new_case_record_and_stage(login):  # noqa: ANN001
+async def test_html_flow_new_case_record_and_stage(login):
     h = await login("handler_a")
     r = await h.post("/cases", {"title": "网页立案", "enforcement_type": "penalty",
                                 "start_mode": "ex_officio", "party": "某某"})
@@ -139,7 +153,7 @@ async def test_html_flow_new_case_record_and_stage(login):  # noqa: ANN001
     assert "当前环节" in page.text
 
 
-async def test_scope_officers_and_handlers_see_only_their_cases(app, login):  # noqa: ANN001
+async def test_scope_officers_and_handlers_see_only_their_cases(app, login):
     h = await login("handler_a")
     officer_a = await user_id(app, "officer_a")
     mine = await h.create_case(officer_ids=[officer_a])
@@ -164,7 +178,7 @@ async def test_scope_officers_and_handlers_see_only_their_cases(app, login):  # 
         "user:officer_b", "user:officer_a", "user:handler_a"}
 
 
-async def test_auditor_reads_but_cannot_write(login):  # noqa: ANN001
+async def test_auditor_reads_but_cannot_write(login):
     h = await login("handler_a")
     cid = (await h.create_case())["id"]
     a = await login("auditor")
@@ -174,7 +188,7 @@ async def test_auditor_reads_but_cannot_write(login):  # noqa: ANN001
     assert r.status_code == 403
 
 
-async def test_approval_and_archive_by_their_roles(app, login):  # noqa: ANN001
+async def test_approval_and_archive_by_their_roles(app, login):
     h = await login("handler_a")
     cid = (await h.create_case())["id"]
     rid = (await h.api("POST", f"/api/v1/cases/{cid}/records",
@@ -197,7 +211,7 @@ async def test_approval_and_archive_by_their_roles(app, login):  # noqa: ANN001
     assert (await audit_rows(app, "archive"))[-1][2] == "user:archivist"
 
 
-async def test_case_list_filters_and_search(login):  # noqa: ANN001
+async def test_case_list_filters_and_search(login):
     h = await login("handler_a")
     a = await h.create_case(title="占道经营案", party="刘某")
     b = await h.create_case(title="违法建设案", enforcement_type="coercion")

@@ -16,7 +16,7 @@ def inspection(at: dt.datetime) -> dict:
             "inspectors": "张执法", "party_or_witness": "刘某", "findings": "桌椅占道"}
 
 
-async def _case_in_investigation(app, h):  # noqa: ANN001, ANN202
+async def _case_in_investigation(app, h):
     case = await h.create_case(officer_ids=[await user_id(app, "officer_a")])
     r = await h.api("POST", f"/api/v1/cases/{case['id']}/stage", {"to": "investigation"})
     assert r.status_code == 200
@@ -24,7 +24,7 @@ async def _case_in_investigation(app, h):  # noqa: ANN001, ANN202
 
 
 async def test_manual_link_clears_the_article_11_finding_and_unlink_brings_it_back(
-        app, login, tmp_path):  # noqa: ANN001
+        app, login, tmp_path):
     h = await login("handler_a")
     cid = await _case_in_investigation(app, h)
     rid = (await h.api("POST", f"/api/v1/cases/{cid}/records",
@@ -46,7 +46,7 @@ async def test_manual_link_clears_the_article_11_finding_and_unlink_brings_it_ba
     assert types == ["link", "unlink"]
 
 
-async def test_recording_a_step_auto_links_the_officers_clip(app, login, tmp_path):  # noqa: ANN001
+async def test_recording_a_step_auto_links_the_officers_clip(app, login, tmp_path):
     h = await login("handler_a")
     cid = await _case_in_investigation(app, h)
     seg = await add_segment(app, tmp_path, "officer_a", WHEN + dt.timedelta(minutes=3))
@@ -61,7 +61,7 @@ async def test_recording_a_step_auto_links_the_officers_clip(app, login, tmp_pat
     assert not any(f["code"] == "av_required_missing" for f in d["findings"])
 
 
-async def test_step_source_for_oversight(app, login, tmp_path):  # noqa: ANN001
+async def test_step_source_for_oversight(app, login, tmp_path):
     from lerec.hub.cases.service import CaseStepSource
 
     h = await login("handler_a")
@@ -79,7 +79,7 @@ async def test_step_source_for_oversight(app, login, tmp_path):  # noqa: ANN001
 
 
 async def test_playback_serves_byte_ranges_and_audits_views_and_downloads(
-        app, login, tmp_path):  # noqa: ANN001
+        app, login, tmp_path):
     h = await login("handler_a")
     cid = await _case_in_investigation(app, h)
     data = bytes(range(256)) * 40  # 10240 bytes
@@ -112,7 +112,7 @@ async def test_playback_serves_byte_ranges_and_audits_views_and_downloads(
     assert [row[2] for row in views] == ["user:handler_a", "user:auditor"]
 
 
-async def test_clip_of_another_case_is_not_served(app, login, tmp_path):  # noqa: ANN001
+async def test_clip_of_another_case_is_not_served(app, login, tmp_path):
     h = await login("handler_a")
     cid = await _case_in_investigation(app, h)
     other = await (await login("handler_b")).create_case()
@@ -125,7 +125,7 @@ async def test_clip_of_another_case_is_not_served(app, login, tmp_path):  # noqa
             if row[4].get("outcome") == "denied"] == ["segment_scope", "case_scope"]
 
 
-async def test_audio_clip_needs_a_transcript(app, login, tmp_path):  # noqa: ANN001
+async def test_audio_clip_needs_a_transcript(app, login, tmp_path):
     h = await login("handler_a")
     cid = await _case_in_investigation(app, h)
     seg = await add_segment(app, tmp_path, "officer_b", WHEN, data=b"a" * 100,

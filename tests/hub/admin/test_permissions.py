@@ -10,12 +10,10 @@ import re
 
 import pytest
 from fastapi.routing import APIRoute
-from starlette.routing import Mount
-
 from lerec.hub.admin.permissions import MATRIX, PUBLIC, ROLES, SESSION, allowed
-
 from lerec_admin_helpers import audit_rows  # type: ignore[import-not-found]
 from lerec_test_db import ROLE_USER  # type: ignore[import-not-found]
+from starlette.routing import Mount
 
 PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
 
@@ -23,7 +21,7 @@ PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
 def permission_of(route: APIRoute) -> list[str]:
     found = []
 
-    def walk(dep) -> None:  # noqa: ANN001
+    def walk(dep) -> None:
         perm = getattr(dep.call, "permission", None)
         if perm is not None:
             found.append(perm)
@@ -34,7 +32,7 @@ def permission_of(route: APIRoute) -> list[str]:
     return found
 
 
-def routes(app):  # noqa: ANN001, ANN201
+def routes(app):
     out = []
     for r in app.routes:
         if isinstance(r, Mount):
@@ -47,7 +45,7 @@ def routes(app):  # noqa: ANN001, ANN201
     return out
 
 
-async def test_every_route_names_exactly_one_permission_from_the_matrix(app):  # noqa: ANN001
+async def test_every_route_names_exactly_one_permission_from_the_matrix(app):
     seen = set()
     for method, route in routes(app):
         perms = permission_of(route)
@@ -61,12 +59,12 @@ def test_matrix_roles_are_the_rulebook_roles():
     from lerec.hub.rules import default_rulebook
 
     assert set(ROLES) == set(default_rulebook().roles)
-    for perm, (roles, desc) in MATRIX.items():
+    for roles, desc in MATRIX.values():
         assert roles <= set(ROLES) and desc
 
 
 @pytest.fixture
-async def sessions_by_role(app, login, client_factory):  # noqa: ANN001, ANN201
+async def sessions_by_role(app, login, client_factory):
     out = {role: await login(ROLE_USER[role]) for role in ROLES}
     from lerec_admin_helpers import Browser  # type: ignore[import-not-found]
 
@@ -76,7 +74,7 @@ async def sessions_by_role(app, login, client_factory):  # noqa: ANN001, ANN201
     return out
 
 
-async def test_every_route_for_every_role_matches_the_matrix(app, sessions_by_role, tmp_path):  # noqa: ANN001
+async def test_every_route_for_every_role_matches_the_matrix(app, sessions_by_role, tmp_path):
     import datetime as dt
 
     from lerec_admin_helpers import add_segment, user_id  # type: ignore[import-not-found]
@@ -91,7 +89,7 @@ async def test_every_route_for_every_role_matches_the_matrix(app, sessions_by_ro
             "recorded_at": "2026-11-20T09:00:00+08:00"}})
     assert r.status_code == 201, r.text
     record_id = r.json()["id"]
-    seg = await add_segment(app, tmp_path, "officer_a", dt.datetime.now(dt.timezone.utc),
+    seg = await add_segment(app, tmp_path, "officer_a", dt.datetime.now(dt.UTC),
                             data=b"\0" * 1000)
     values = {"case_id": str(case["id"]), "record_id": str(record_id), "segment_id": seg,
               "att_id": "999999", "user_id": "999999"}
@@ -130,7 +128,7 @@ async def test_every_route_for_every_role_matches_the_matrix(app, sessions_by_ro
     assert any(d.get("reason") == "role" for _, _, _, _, d in denied)
 
 
-async def test_a_refusal_is_explained_in_chinese_and_audited(app, login):  # noqa: ANN001
+async def test_a_refusal_is_explained_in_chinese_and_audited(app, login):
     auditor = await login("auditor")
     r = await auditor.api("POST", "/api/v1/cases", {"title": "x", "enforcement_type": "penalty",
                                                      "start_mode": "ex_officio"})

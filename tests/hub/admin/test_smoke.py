@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-async def test_login_and_case(login):  # noqa: ANN001
+async def test_login_and_case(login):
     b = await login("handler_a")
     case = await b.create_case()
     r = await b.get(f"/cases/{case['id']}")

@@ -122,7 +122,7 @@ class Databases:
             self.created.clear()
 
 
-def databases_fixture(tmp_path_factory) -> Iterator[Databases]:  # noqa: ANN001
+def databases_fixture(tmp_path_factory) -> Iterator[Databases]:
     dbs = Databases(tmp_path_factory.mktemp("dbtemplate"))
     try:
         yield dbs

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 
-def _load(name: str, path: Path):  # noqa: ANN202
+def _load(name: str, path: Path):
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -24,10 +24,10 @@ _db = _load("lerec_test_db", Path(__file__).with_name("_db.py"))
 
 
 @pytest.fixture(scope="session")
-def dbs(tmp_path_factory):  # noqa: ANN001, ANN201
+def dbs(tmp_path_factory):
     yield from _db.databases_fixture(tmp_path_factory)
 
 
 @pytest.fixture
-def database_url(dbs, tmp_path):  # noqa: ANN001, ANN201
+def database_url(dbs, tmp_path):
     yield from _db.database_url_fixture(dbs, tmp_path)

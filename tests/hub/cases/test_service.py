@@ -6,32 +6,31 @@ import datetime as dt
 import json
 
 import pytest
-from sqlalchemy import select
-
 from lerec.hub.cases import forms, service
 from lerec.hub.cases.errors import InvalidInput, InvalidTransition
 from lerec.hub.cases.snapshot import build_snapshot, media_kind
 from lerec.hub.db import make_engine, sessionmaker
 from lerec.hub.db.cases_models import Case, CaseRecordVersion, User
 from lerec.hub.rules import default_rulebook, evaluate
+from sqlalchemy import select
 
 RB = default_rulebook()
 
 
 @pytest.fixture
-async def sessions(database_url):  # noqa: ANN001, ANN201
+async def sessions(database_url):
     engine = make_engine(database_url)
     yield sessionmaker(engine)
     await engine.dispose()
 
 
-async def actor(s, name: str) -> service.Actor:  # noqa: ANN001
+async def actor(s, name: str) -> service.Actor:
     u = (await s.execute(select(User).where(User.name == name))).scalar_one()
     return service.Actor(u.id, u.name, u.display_name, u.role, u.officer_id,
                          u.role not in ("officer", "handler"))
 
 
-async def test_case_number_and_first_stage(sessions):  # noqa: ANN001
+async def test_case_number_and_first_stage(sessions):
     async with sessions() as s, s.begin():
         h = await actor(s, "handler_a")
         case = await service.create_case(s, RB, h, title="占道经营", enforcement_type="penalty",
@@ -49,7 +48,7 @@ async def test_case_number_and_first_stage(sessions):  # noqa: ANN001
     ("ex_officio", "ex_officio_start", "complaint"),
     ("complaint", "complaint", "application"),
 ])
-async def test_start_records_follow_the_start_mode(sessions, mode, allowed, refused):  # noqa: ANN001
+async def test_start_records_follow_the_start_mode(sessions, mode, allowed, refused):
     async with sessions() as s, s.begin():
         h = await actor(s, "handler_a")
         case = await service.create_case(s, RB, h, title="x", enforcement_type="penalty",
@@ -60,7 +59,7 @@ async def test_start_records_follow_the_start_mode(sessions, mode, allowed, refu
         assert "第" in (service.kind_applies(RB, case, refused) or "")
 
 
-async def test_change_keeps_versions_and_invalid_stage_moves_are_refused(sessions):  # noqa: ANN001
+async def test_change_keeps_versions_and_invalid_stage_moves_are_refused(sessions):
     fields = {"reason": "r", "case_source": "s", "party_info": "p", "case_facts": "f",
               "handler_opinion": "h", "unit_opinion": "u", "head_opinion": "a",
               "recorded_at": "2026-11-20T09:00:00+08:00"}
@@ -79,7 +78,7 @@ async def test_change_keeps_versions_and_invalid_stage_moves_are_refused(session
         assert [json.loads(v.fields)["case_facts"] for v in versions] == ["f", "g"]
 
 
-async def test_snapshot_carries_facts_and_not_started(sessions):  # noqa: ANN001
+async def test_snapshot_carries_facts_and_not_started(sessions):
     async with sessions() as s, s.begin():
         h = await actor(s, "handler_a")
         case = await service.create_case(s, RB, h, title="x", enforcement_type="penalty",
@@ -87,7 +86,7 @@ async def test_snapshot_carries_facts_and_not_started(sessions):  # noqa: ANN001
         await service.decide_not_to_start(s, RB, h, case, "不属于违法行为")
         snap = await build_snapshot(s, RB, case)
         assert snap.not_started and snap.facts == frozenset({"hearing_held"})
-        kinds = {f.kind_id for f in evaluate(snap, RB, dt.datetime.now(dt.timezone.utc))}
+        kinds = {f.kind_id for f in evaluate(snap, RB, dt.datetime.now(dt.UTC))}
         assert "not_started_notice" in kinds  # 第七条第二款
         row = await s.get(Case, case.id)
         assert row is not None and row.finding_errors >= 1
@@ -97,7 +96,7 @@ def test_form_values_become_typed_fields():
     kind = RB.kind("inquiry_party")
 
     class Form(dict):
-        def getlist(self, key):  # noqa: ANN001, ANN201
+        def getlist(self, key):
             v = self.get(key)
             return [] if v is None else [v]
 
