@@ -139,7 +139,11 @@ async def build_archive(
 ) -> ArchiveResult:
     """Archive ``case``: allocate its number, build and check the package, lock the case and
     log an ``archive`` event. Raises :class:`ArchiveError` (already archived, execution not
-    ended, unknown device) before anything is written."""
+    ended, unknown device, missing media) before anything is written.
+
+    The package holds the audit entries up to a checkpoint signed just before it is built;
+    the ``archive`` event itself (with the package's SHA-256) comes after, in the live log,
+    so the log vouches for the package from then on."""
     now = now or utcnow()
     if case.execution_ended_at is None:
         raise ArchiveError(case.case_id, "execution has not ended (第二十八条)")
@@ -154,6 +158,10 @@ async def build_archive(
                        for d in rows}
     if missing := device_ids - set(device_keys):
         raise ArchiveError(case.case_id, f"unknown recorders {sorted(missing)}")
+    for link in case.segments:
+        if not await store.exists(link.stored_ref):
+            raise ArchiveError(case.case_id, f"the stored media of segment {link.segment_id} "
+                               f"({link.stored_ref}) is missing; run lerec-verify store")
     year = now.astimezone(LOCAL_TZ).year
     case_type = str(case.metadata.get("case_type", "执法"))
     async with sessions() as s, s.begin():

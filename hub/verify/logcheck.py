@@ -463,6 +463,7 @@ async def verify_log(
 
         def direct() -> Report:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            db.execute("BEGIN")  # one read snapshot: appends during the check are not seen
             try:
                 if workers <= 1:
                     return run(Reader(sqlite=db))
@@ -483,5 +484,10 @@ async def verify_log(
 
         return await asyncio.to_thread(direct)
     async with engine.connect() as conn:
-        fn: Callable[[Connection], Report] = lambda c: run(Reader(conn=c))
+        # one snapshot for the whole check: appends while it runs are not seen
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+
+        def fn(c: Connection) -> Report:
+            return run(Reader(conn=c))
+
         return await conn.run_sync(fn)

@@ -132,3 +132,15 @@ async def test_tar_and_zip_packages_verify(archived, tmp_path, fmt):
                 z.write(p, p.relative_to(result.path.parent))
     report = verify_archive(out, trusted_hub_key=hub_vkey(ev))
     assert not report.failed, [f.line() for f in report.findings]
+
+
+async def test_missing_media_is_refused_before_anything_is_written(tmp_path, evidence,
+                                                                   mp4_bytes, make_case):
+    case, segs = await make_case(evidence, mp4_bytes)
+    evidence.store.path_for(segs[2].stored_ref).unlink()
+    with pytest.raises(ArchiveError, match=segs[2].segment_id):
+        await build_archive(evidence.sessions, evidence.store, case, hub_key=evidence.hub_key,
+                            archived_by="user:a", archive_root=tmp_path / "archives", now=NOW)
+    async with evidence.sessions() as s:
+        assert not await is_locked(s, case.case_id)
+    assert not (tmp_path / "archives").exists()

@@ -161,3 +161,15 @@ async def test_checkpoint_loop_signs_when_the_log_grows(engine, sessions):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not (await _verify(engine)).failed
+
+
+async def test_appends_during_verification_are_not_mistaken_for_tampering(log_db, sessions):
+    import asyncio
+
+    async def append() -> None:
+        for _ in range(20):
+            await _fill(sessions, 1)
+            await asyncio.sleep(0)
+
+    report, _ = await asyncio.gather(_verify(log_db), append())
+    assert not report.failed, [f.line() for f in report.findings]
