@@ -58,7 +58,7 @@ def flip(path: Path, offset: int = -10) -> None:
 
 
 def test_clean_copy_verifies_and_cli_exits_zero(package, capsys):
-    work, segs, vkey, ev = package
+    work, _segs, vkey, _ev = package
     assert main(["-q", "archive", str(work), "--hub-key", vkey]) == 0
     out = capsys.readouterr().out
     assert "校验通过 VERIFIED" in out and "真" not in out.split("VERIFIED")[1]
@@ -122,11 +122,11 @@ def test_manifest_resigned_with_a_substituted_device_key_is_caught_by_the_receip
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     rebag(work)
     errors = check(work, vkey)
-    assert ("receipt", f"segment {sid} (data/segments/{sid}.receipt.cbor) receipt field "
-            "manifest_hash") in errors
+    assert ("receipt", (f"segment {sid} (data/segments/{sid}.receipt.cbor) receipt field "
+            "manifest_hash")) in errors
     # and rec-a's genuine manifests no longer verify with the substituted key
-    assert ("manifest", f"segment {segs[1].segment_id} (data/segments/"
-            f"{segs[1].segment_id}.manifest.cbor)") in errors
+    assert ("manifest", (f"segment {segs[1].segment_id} (data/segments/"
+            f"{segs[1].segment_id}.manifest.cbor)")) in errors
 
 
 def test_changed_receipt_is_named(package):
@@ -198,7 +198,7 @@ def test_package_resigned_with_another_hub_key_fails_against_the_trusted_key(pac
 
 
 def test_mismatched_hub_key_files_are_named(package):
-    work, _segs, vkey, _ev = package
+    work, _segs, _vkey, _ev = package
     other = Ed25519PrivateKey.generate()
     (work / "data/keys/hub-signing.pub").write_bytes(other.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))

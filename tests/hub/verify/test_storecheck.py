@@ -22,7 +22,7 @@ async def _verify(ev):
 
 
 async def test_clean_store_verifies(stocked):
-    ev, rows = stocked
+    ev, _rows = stocked
     report = await _verify(ev)
     assert not report.failed, [f.line() for f in report.findings]
     assert report.passed["blob"] == 4 and report.passed["receipt"] == 4
