@@ -5,7 +5,8 @@ camera, microphone and GPIO) and simulated on a PC (PyAV test pattern, tone, Moc
 chosen by the config file alone.
 
 What the hub's signed config does here: the officer binding goes into every manifest sealed
-from then on (the officer bound when the segment *started*) and into the OSD, and is kept on
+from then on (the officer bound when the segment started, or when record was pressed for a
+segment that opens with pre-record) and into the OSD, and is kept on
 the card so it survives a reboot; a config delivered live (not the retained copy replayed at
 connect) is a reading of the hub's clock: the offset goes into the clock status, and beyond
 ``max_clock_offset_ms`` the clock is flagged untrusted (LED + buzzer via the recorder, and
@@ -71,7 +72,9 @@ class _SealingSink:
 
     def _seal(self, seg: FinishedSegment) -> bool:
         try:
-            self.store.seal(seg, officer_id=self.officer_at(seg.start_time))
+            # the officer bound when record was pressed (the pre-record before it included)
+            pressed = seg.start_time + dt.timedelta(seconds=seg.prerecord_seconds)
+            self.store.seal(seg, officer_id=self.officer_at(pressed))
             return True
         except StoreFull as exc:
             log.error("%s", exc)
