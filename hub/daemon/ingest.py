@@ -99,6 +99,7 @@ class Ingest:
         box_key: X25519PrivateKey,
         publish: Publish,
         on_stored: Callable[[Segment], Awaitable[None]] | None = None,
+        on_heartbeat: Callable[[str, int], Awaitable[None]] | None = None,
         metrics: HubMetrics | None = None,
     ) -> None:
         self.hub_id = hub_id
@@ -108,6 +109,8 @@ class Ingest:
         self.box_key = box_key
         self.publish = publish
         self.on_stored = on_stored
+        self.on_heartbeat = on_heartbeat
+        self._background: set[asyncio.Task[None]] = set()
         self.stats = IngestStats()
         self.metrics = metrics
         self._open: dict[tuple[str, str], _Open] = {}
@@ -369,10 +372,22 @@ class Ingest:
             log.info("segment %s of %s stored as %s (seq %d, %d bytes)", m.segment_id,
                      m.device_id, ref, m.seq, m.length)
             if self.on_stored is not None:
-                await self.on_stored(row)
+                # Deadlines, gap checks and auto-links must not delay the receipt.
+                self._spawn(self.on_stored(row), f"on-stored-{m.segment_id}")
         entry.transfer.discard()
         self._open.pop(key, None)
         await self._reply(m.device_id, receipt_wire)
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background hooks (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def _audit_stored(
         self, s: Any, m: SegmentManifest, manifest_hash: bytes, ref: str
@@ -400,6 +415,8 @@ class Ingest:
                 dev.last_seq_reported = hb.last_seq if hb.last_seq >= 0 else None
         if self.metrics is not None:
             self.metrics.pending.labels(where.device_id).set(hb.pending_segments)
+        if self.on_heartbeat is not None:
+            await self.on_heartbeat(where.device_id, hb.last_seq)
 
     # -- replies and refusals ----------------------------------------------------------------
 

@@ -10,7 +10,10 @@ from lerec.protocol import keys, topics
 
 from ..config import HubConfig
 from ..db import make_engine, migrate, sessionmaker
+from ..cases.service import CaseStepSource
 from ..metrics import HubMetrics, refresh_fleet_gauges, serve_metrics
+from ..oversight.hooks import IngestHooks
+from ..rules import default_rulebook
 from ..storage import BlobStore, open_store
 from .ingest import Ingest
 from .mqtt import MqttBridge, tls_context
@@ -36,11 +39,13 @@ class HubService:
             subscriptions=topics.hub_subscriptions(b.share_group),
             max_backoff=b.max_backoff, on_state=self._broker_state,
         )
+        self.oversight = IngestHooks(self.sessions, source=CaseStepSource(default_rulebook()))
         self.ingest = Ingest(
             hub_id=cfg.hub_id, sessions=self.sessions, store=self.store,
             signing_key=keys.ed25519_private(cfg.signing_key.read_bytes()),
             box_key=keys.x25519_private(cfg.box_key.read_bytes()),
             publish=self.bridge.publish, metrics=self.metrics,
+            on_stored=self.oversight.on_stored, on_heartbeat=self.oversight.on_heartbeat,
         )
 
     def _broker_state(self, up: bool) -> None:  # paho thread; prometheus objects are thread-safe
@@ -63,6 +68,7 @@ class HubService:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.bridge.__aexit__(*exc)
+        await self.ingest.drain()
         if self._metrics_started is not None:
             self._metrics_task.cancel()
         self.ingest.close()
@@ -81,3 +87,4 @@ class HubService:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.bridge.serve(self.ingest.handle), name="ingest")
             tg.create_task(self._monitor(), name="fleet-gauges")
+            tg.create_task(self.oversight.run_scanner(300), name="oversight-scan")

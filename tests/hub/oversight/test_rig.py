@@ -1,16 +1,17 @@
-"""Through the real rig: a recorder uploads segments 0 and 2 of three over mosquitto; the hub,
-with the oversight hook on its ingest, raises one gap alert naming device and officer."""
+"""Through the real rig: a recorder uploads segments 0 and 2 of three over mosquitto; the hub
+daemon (which runs the oversight hooks after every stored segment) raises one gap alert naming
+device and officer, and stores each segment's upload deadline."""
 
 from __future__ import annotations
 
-from lerec.hub.oversight import IngestHooks, deadline_of, list_alerts
+from lerec.hub.oversight import deadline_of, list_alerts
 from support.rig import fake_segment, stored_segments
 
 
 def test_withheld_segment_raises_a_gap_alert_naming_the_device(rig):
     hub = rig.start_hub()
     assert hub.service is not None
-    hub.service.ingest.on_stored = IngestHooks(hub.service.sessions).on_stored
+    # The daemon itself runs the oversight hooks (hub/daemon/service.py); nothing injected here.
     store, up = rig.recorder("rec-a")
     rows = [store.seal(fake_segment(store, 20_000 + i), officer_id="officer-7") for i in range(3)]
     assert [r.seq for r in rows] == [0, 1, 2]
@@ -19,6 +20,7 @@ def test_withheld_segment_raises_a_gap_alert_naming_the_device(rig):
     with up:
         assert up.wait_idle(30)
     assert [r.seq for r in stored_segments(hub)] == [0, 2]
+    hub.call(hub.service.ingest.drain())
 
     async def check():
         async with hub.service.sessions() as s:
