@@ -16,18 +16,14 @@ Flow (decisions by :func:`lerec.hub.policy.retention.decide`):
 The ``segments`` row (and its manifest) stays, so the hash chain still verifies across the hole
 and the gap checker does not alert on an approved deletion.
 
-Blob removal goes through :class:`Deleter`, because :class:`lerec.hub.storage.BlobStore` has no
-``delete`` yet; :class:`LocalDeleter` does it for :class:`LocalBlobStore`.
+Blob removal goes through :class:`Deleter`; every :class:`lerec.hub.storage.BlobStore` is one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
-import errno
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -51,7 +47,7 @@ from ..policy.retention import (
     SegmentFacts,
     decide,
 )
-from ..storage.local import LocalBlobStore, fsync_dir
+from ..storage.local import LocalBlobStore
 from .alerts import principal
 from .completeness import _officer
 from .errors import DeletionRefused, DuplicateApproval, NoteRequired, NotFound
@@ -70,24 +66,13 @@ class Deleter(Protocol):
 
 
 class LocalDeleter:
-    """:class:`Deleter` for a :class:`LocalBlobStore` (until the store has ``delete``)."""
+    """Kept for callers written before the stores had ``delete``: forwards to the store."""
 
     def __init__(self, store: LocalBlobStore) -> None:
         self.store = store
 
-    def _delete(self, ref: str) -> None:
-        path = self.store.path_for(ref)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-        fsync_dir(path.parent)
-
     async def delete(self, ref: str) -> None:
-        await asyncio.to_thread(self._delete, ref)
+        await self.store.delete(ref)
 
 
 async def segment_facts(

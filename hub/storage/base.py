@@ -51,3 +51,8 @@ class BlobStore(Protocol):
     async def verify(self, ref: str) -> None:
         """Re-hash an object; raise :class:`IntegrityError` if it no longer matches."""
         ...
+
+    async def delete(self, ref: str) -> None:
+        """Remove an object. Only the retention path calls this, after two approvals and with
+        the deletion record committed first (hub/oversight/retention.py). Idempotent."""
+        ...

@@ -99,6 +99,17 @@ class LocalBlobStore:
                 remaining -= len(block)
                 yield block
 
+    def _delete(self, ref: str) -> None:
+        path = self.path_for(ref)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        fsync_dir(path.parent)
+
+    async def delete(self, ref: str) -> None:
+        await asyncio.to_thread(self._delete, ref)
+
     def _hash(self, ref: str) -> str:
         h = hashlib.sha256()
         with open(self.path_for(ref), "rb") as f:

@@ -176,6 +176,11 @@ class S3BlobStore:
         finally:
             body.close()
 
+    async def delete(self, ref: str) -> None:
+        # DeleteObject is idempotent in S3: an absent key is not an error.
+        await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket,
+                                Key=self.key_for(ref))
+
     async def verify(self, ref: str) -> None:
         h = hashlib.sha256()
         async for block in self.read_range(ref):
