@@ -10,6 +10,7 @@ one of them is uploaded, in one unbroken chain.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import subprocess
 import threading
@@ -19,12 +20,11 @@ from pathlib import Path
 import av
 import pytest
 from gpiozero.pins.mock import MockFactory
-from test_app_support import app_settings, beeps, long_beeps, wait_for
-
 from lerec.device.app import RecorderApp
 from lerec.device.settings import seal_reserve_bytes
 from lerec.protocol import Heartbeat, decode_signed, keys, topics
 from support.rig import fake_segment, make_store, raw_client, stored_segments
+from test_app_support import app_settings, beeps, long_beeps, wait_for
 
 CARD_BYTES = 8 * 1024 * 1024
 
@@ -128,7 +128,7 @@ def test_card_full_stops_at_the_floor_and_loses_nothing(rig, tmp_path, small_car
         listener.disconnect()
     rows = stored_segments(hub)
     assert [r.seq for r in rows] == list(range(total))
-    for prev, cur in zip(rows, rows[1:]):
+    for prev, cur in itertools.pairwise(rows):
         assert cur.prev_hash == hashlib.sha256(prev.manifest).digest()
     videos = [r for r in rows if r.media_type == "video/mp4" and r.segment_id not in contents]
     assert len(videos) == len(recorded)

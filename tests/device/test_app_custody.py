@@ -18,19 +18,19 @@ from pathlib import Path
 
 import av
 from gpiozero.pins.mock import MockFactory
-from test_app_support import app_settings, hub_rejections, settings_dict, to_toml, wait_for
-
 from lerec.device.app import RecorderApp
 from lerec.device.media.osd import decode_time_blocks
 from support.rig import stored_segments
+from test_app_support import app_settings, hub_rejections, settings_dict, to_toml, wait_for
 
 LEREC_RECORDER = Path(sys.executable).parent / "lerec-recorder"
 
 
 def _start(config: Path, log: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [str(LEREC_RECORDER), "--config", str(config), "simulate"], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=open(log, "a"), text=True)
+    with open(log, "a") as err:   # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [str(LEREC_RECORDER), "--config", str(config), "simulate"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=err, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("keys:"), line + log.read_text()[-3000:]
@@ -82,7 +82,7 @@ def test_kill_9_mid_recording_then_restart_recovers_and_uploads(rig, tmp_path):
     assert len(frames) > 3 * 15
     assert kill_ms - frames[-1] <= 2000, f"lost {kill_ms - frames[-1]} ms"
     status = subprocess.run([str(LEREC_RECORDER), "--config", str(config), "status"],
-                            capture_output=True, text=True, timeout=30)
+                            check=False, capture_output=True, text=True, timeout=30)
     assert "0 pending" in status.stdout and "1 receipted" in status.stdout, status.stdout
 
 
@@ -115,7 +115,7 @@ def test_segment_tampered_on_the_card_is_refused_and_kept(rig, tmp_path):
     config = tmp_path / "recorder.toml"
     config.write_text(to_toml(data))
     out = subprocess.run([str(LEREC_RECORDER), "--config", str(config), "status"],
-                         capture_output=True, text=True, timeout=30)
+                         check=False, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert f"REFUSED  seq {row.seq:6d}  {row.segment_id}  [tampered]" in out.stdout, out.stdout
     assert "1 refused" in out.stdout

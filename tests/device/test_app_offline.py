@@ -5,15 +5,15 @@ oldest first, no duplicates, the hash chain unbroken at the hub."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 
 from gpiozero.pins.mock import MockFactory
-from sqlalchemy import func, select
-from test_app_support import app_settings, wait_for
-
 from lerec.device.app import RecorderApp
 from lerec.hub.db import Segment
+from sqlalchemy import func, select
 from support.rig import stored_segments
+from test_app_support import app_settings, wait_for
 
 
 def _received_order(hub) -> list[int]:
@@ -59,7 +59,7 @@ def test_long_hub_outage_then_everything_arrives_in_priority_order(rig, tmp_path
     rows = stored_segments(hub)
     assert [r.seq for r in rows] == list(range(last_seq + 1)), "all there, no gap, no double"
     assert len({r.sha256 for r in rows}) == len(rows)
-    for prev, cur in zip(rows, rows[1:]):
+    for prev, cur in itertools.pairwise(rows):
         assert cur.prev_hash == hashlib.sha256(prev.manifest).digest(), "chain intact"
     after_outage = [s for s in _received_order(hub) if s >= 1]
     rest = sorted(set(range(1, last_seq + 1)) - set(important))

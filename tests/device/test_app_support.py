@@ -6,6 +6,7 @@ Everything is real: the rig's mosquitto and hub, the recorder app with gpiozero'
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,7 +87,7 @@ def press(factory: Any, pin_no: int, hold: float = 0.05) -> None:
 def beeps(states: list[Any]) -> list[float]:
     """Lengths (s) of the buzzer's on-periods in a MockPin history (``clear_states()`` first
     to scope it). MockPin stamps each change with the time since the previous change."""
-    return [round(cur.timestamp, 2) for prev, cur in zip(states, states[1:])
+    return [round(cur.timestamp, 2) for prev, cur in itertools.pairwise(states)
             if prev.state and not cur.state]
 
 
@@ -106,9 +107,8 @@ def hub_device(hub: Any, device_id: str) -> Any:
 
 
 def hub_rejections(hub: Any) -> list[Any]:
-    from sqlalchemy import select
-
     from lerec.hub.db import Rejection
+    from sqlalchemy import select
 
     async def q() -> list[Any]:
         async with hub.service.sessions() as s:

@@ -23,7 +23,6 @@ import av
 import numpy as np
 import pytest
 from device_helpers import build_recorder, make_config
-
 from lerec.device.media.config import AudioConfig
 
 TONE_HZ = 1234.0
@@ -67,7 +66,7 @@ def pulse_tone(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         ["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes",
          "-L", "module-native-protocol-unix",
          "-L", f"module-null-sink sink_name=vsink rate={RATE}", "-L", "module-always-sink"],
-        env=full_env, capture_output=True, text=True, timeout=30)
+        env=full_env, check=False, capture_output=True, text=True, timeout=30)
     if started.returncode != 0:
         pytest.fail(f"pulseaudio did not start: {started.stderr}")
     pid_file = runtime / "pid"

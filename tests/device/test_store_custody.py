@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
 from lerec.device.__main__ import _parser
 from lerec.device.errors import DeviceError
 from lerec.device.store import ClipStore, ReceiptError, StoreFull
@@ -50,9 +49,9 @@ def store(pki, tmp_path):
 
 def _receipt(store: ClipStore, row, key: Ed25519PrivateKey, **changes) -> bytes:
     m = store.manifest(row)
-    fields = dict(hub_id="hub", device_id=m.device_id, segment_id=m.segment_id, seq=m.seq,
-                  sha256=m.sha256, length=m.length, manifest_hash=row.manifest_hash,
-                  received_ms=1_700_000_000_000, stored_ref="sha256/x")
+    fields = {"hub_id": "hub", "device_id": m.device_id, "segment_id": m.segment_id, "seq": m.seq,
+                  "sha256": m.sha256, "length": m.length, "manifest_hash": row.manifest_hash,
+                  "received_ms": 1_700_000_000_000, "stored_ref": "sha256/x"}
     fields.update(changes)
     return sign_message(Receipt(**fields), key)
 
