@@ -393,6 +393,7 @@ async def create_user(body: UserIn, ctx: Ctx = NEED["users.manage"]) -> dict[str
         display_name=body.display_name, officer_id=body.officer_id,
         actor=ctx.require_actor().audit)
     await ctx.db.commit()
+    views.forget_people(ctx.app)
     return user_json(user)
 
 
@@ -412,4 +413,5 @@ async def change_user(user_id: int, body: UserChangeIn, ctx: Ctx = NEED["users.m
     if body.password is not None:
         await user_service.set_password(ctx.db, user, body.password, actor.audit)
     await ctx.db.commit()
+    views.forget_people(ctx.app)
     return user_json(user)

@@ -24,7 +24,7 @@ from ..db import make_engine, migrate, sessionmaker
 from ..rules import default_rulebook, load_rulebook
 from ..storage import LocalBlobStore
 from . import api, pages, views
-from .security import Denied, LoginRequired, is_api, purge_expired
+from .security import Denied, LoginRequired, is_api
 from .settings import AdminSettings
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from ..cases import links_adapter, service, transcribe
 from ..cases import users as user_service
 from ..cases.errors import InvalidInput, NotFound
 from ..cases.forms import CHINA, fields_from_form, input_value, local_iso
+from ..cases.snapshot import linked_clips
 from ..db.cases_models import CaseAttachment, User
 from ..db.types import utcnow
 from . import views
@@ -234,7 +235,8 @@ async def create_case(ctx: Ctx = NEED["case.create"]) -> Response:
 @router.get("/cases/{case_id}")
 async def case_page(case_id: int, ctx: Ctx = NEED["case.read"]) -> Response:
     detail = await views.case_detail(ctx, ctx.require_case())
-    return render(ctx, "case.html", d=detail, officers=await _officers(ctx),
+    manage = allowed("case.manage", ctx.require_actor().role)
+    return render(ctx, "case.html", d=detail, officers=await _officers(ctx) if manage else [],
                   transcribers=transcribe.available())
 
 
@@ -490,7 +492,7 @@ async def clip_candidates(case_id: int, ctx: Ctx = NEED["clip.link"]) -> Respons
     span = dt.timedelta(days=int(days) if days.isdigit() and int(days) <= 90 else 3)
     end = utcnow() + dt.timedelta(hours=1)
     start = min(case.created_at - dt.timedelta(days=1), end - span)
-    linked = {c.segment.segment_id for c in await views.linked_clips(ctx.db, ctx.rb, case.id)}
+    linked = {c.segment.segment_id for c in await linked_clips(ctx.db, ctx.rb, case.id)}
     segs = [s for s in await links_adapter.candidate_segments(ctx.db, sorted(officers), start,
                                                               end, limit=100)
             if s.segment_id not in linked]
@@ -640,4 +642,5 @@ async def change_user(user_id: int, ctx: Ctx = NEED["users.manage"]) -> Response
     else:
         raise InvalidInput("未知操作。")
     await ctx.db.commit()
+    views.forget_people(ctx.app)
     return back_to("/users")

@@ -119,12 +119,17 @@ async def load_session(db: AsyncSession, request: Request
     token = request.cookies.get(COOKIE)
     if not token or len(token) > 128:
         return None, None
-    row = await db.get(WebSession, token_hash(token))
-    if row is None or row.expires_at <= utcnow():
+    found = (await db.execute(
+        select(WebSession, User).outerjoin(User, User.id == WebSession.user_id)
+        .where(WebSession.id == token_hash(token))
+    )).first()
+    if found is None:
+        return None, None
+    row, user = found
+    if row.expires_at <= utcnow():
         return None, None
     if row.user_id is None:
         return row, None
-    user = await db.get(User, row.user_id)
     if user is None or not user.active:
         return None, None
     return row, user

@@ -11,26 +11,30 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from jinja2 import Environment
-from sqlalchemy import func, select, union
+from sqlalchemy import func, select
 
 from ..audit.entries import EventType
 from ..audit.log import record_event
-from ..cases import links_adapter
+from ..cases import bundle, links_adapter
 from ..cases.forms import CHINA, display_value
-from ..cases.service import Actor, addable_kinds, record_versions
-from ..cases.snapshot import LinkedClip, build_snapshot, linked_clips, summarise
+from ..cases.service import Actor, addable_kinds
+from ..cases.snapshot import (
+    LinkedClip,
+    build_snapshot,
+    group_clips,
+    summarise,
+)
 from ..db.cases_models import (
     Approval,
     Case,
     CaseAttachment,
-    CaseMember,
     CaseRecord,
-    StageChange,
     User,
 )
 from ..db.models import Device, Segment
@@ -126,29 +130,12 @@ def status_label(rb: Rulebook, case: Case) -> str:
 
 async def case_detail(ctx: Ctx, case: Case) -> dict[str, Any]:
     db, rb = ctx.db, ctx.rb
-    records = list((await db.execute(
-        select(CaseRecord).where(CaseRecord.case_id == case.id).order_by(CaseRecord.id)
-    )).scalars())
-    attachments = list((await db.execute(
-        select(CaseAttachment).where(CaseAttachment.case_id == case.id)
-        .order_by(CaseAttachment.id))).scalars())
-    clips = await linked_clips(db, rb, case.id)
-    users = {u.id: u for u in (await db.execute(
-        select(User).where(User.id.in_(union(
-            select(CaseMember.user_id).where(CaseMember.case_id == case.id),
-            select(CaseRecord.created_by).where(CaseRecord.case_id == case.id),
-            select(Approval.user_id).where(Approval.case_id == case.id),
-            select(StageChange.by_user).where(StageChange.case_id == case.id),
-            select(Case.handler_id).where(Case.id == case.id),
-        ))))).scalars()}
-    members = list((await db.execute(
-        select(CaseMember).where(CaseMember.case_id == case.id))).scalars())
-    approvals = list((await db.execute(
-        select(Approval).where(Approval.case_id == case.id).order_by(Approval.id))).scalars())
-    changes = list((await db.execute(
-        select(StageChange).where(StageChange.case_id == case.id).order_by(StageChange.id)
-    )).scalars())
-    versions = await record_versions(db, [r.id for r in records])
+    b = await bundle.load(db, case.id)
+    records, attachments, members, approvals, changes = (
+        b.records, b.attachments, b.members, b.approvals, b.changes)
+    clips = group_clips(rb, [(link, link.segment, link.deadline, link.transcript)
+                             for link in b.links])
+    users = await people(ctx)
     now = utcnow()
     snapshot = await build_snapshot(db, rb, case, records, attachments, clips)
     findings = evaluate(snapshot, rb, now)
@@ -198,7 +185,6 @@ async def case_detail(ctx: Ctx, case: Case) -> dict[str, Any]:
             "clips": clips_by_record.get(r.id, []),
             "approvals": [(a, users.get(a.user_id)) for a in appr_by_record.get(r.id, [])],
             "findings": by_record.get(str(r.id), []),
-            "versions": versions.get(r.id, []),
             "av": kind.av if kind else None,
         }
 
@@ -241,6 +227,37 @@ async def case_detail(ctx: Ctx, case: Case) -> dict[str, Any]:
         "is_last_stage": next_stage is None,
         "now": now,
     }
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    name: str
+    display_name: str
+    role: str
+    officer_id: str | None
+
+
+PEOPLE_TTL = 30.0
+
+
+async def people(ctx: Ctx) -> dict[int, Person]:
+    """Every user's name and role, cached briefly in the process (a township has dozens of
+    users; names shown on pages may lag a user change by up to PEOPLE_TTL seconds)."""
+    state = ctx.app.state
+    cached = getattr(state, "people_cache", None)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < PEOPLE_TTL:
+        return cached[1]  # type: ignore[no-any-return]
+    rows = (await ctx.db.execute(select(User.id, User.name, User.display_name, User.role,
+                                        User.officer_id))).all()
+    table = {r[0]: Person(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+    state.people_cache = (now, table)
+    return table
+
+
+def forget_people(app: Any) -> None:
+    app.state.people_cache = None
 
 
 def case_json(rb: Rulebook, case: Case, handler_name: str | None = None) -> dict[str, Any]:

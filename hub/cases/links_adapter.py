@@ -80,6 +80,22 @@ async def links_for_case(session: AsyncSession, case_id: int) -> list[Link]:
     return [_link(r) for r in await oversight.links_for_case(session, str(case_id))]
 
 
+async def linked_segments(
+    session: AsyncSession, case_id: int
+) -> list[tuple[Link, Segment, dt.datetime | None, str | None]]:
+    """Active links of a case with their segment, upload deadline and transcript: one query
+    (the case page's hot path)."""
+    q = (
+        select(SegmentLink, Segment, SegmentDeadline.deadline, ClipTranscript.text)
+        .join(Segment, Segment.segment_id == SegmentLink.segment_id)
+        .outerjoin(SegmentDeadline, SegmentDeadline.segment_id == SegmentLink.segment_id)
+        .outerjoin(ClipTranscript, ClipTranscript.segment_id == SegmentLink.segment_id)
+        .where(SegmentLink.case_id == str(case_id), SegmentLink.removed_at.is_(None))
+        .order_by(SegmentLink.id)
+    )
+    return [(_link(r[0]), r[1], r[2], r[3]) for r in (await session.execute(q)).all()]
+
+
 async def cases_for_segment(session: AsyncSession, segment_id: str) -> list[int]:
     rows = await oversight.links_for_segment(session, segment_id)
     return sorted({int(r.case_id) for r in rows if r.case_id.isdigit()})

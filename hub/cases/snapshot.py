@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,26 +69,24 @@ class LinkedClip:
 
 
 async def linked_clips(session: AsyncSession, rb: Rulebook, case_id: int) -> list[LinkedClip]:
-    links = await links_adapter.links_for_case(session, case_id)
-    if not links:
-        return []
-    ids = sorted({link.segment_id for link in links})
-    segs = {
-        s.segment_id: s
-        for s in (await session.execute(select(Segment).where(Segment.segment_id.in_(ids))))
-        .scalars()
-    }
-    texts = await links_adapter.transcripts(session, ids)
-    due = await links_adapter.deadlines(session, ids)
+    """The clips linked to a case, grouped per segment, with the records they evidence."""
+    return group_clips(rb, await links_adapter.linked_segments(session, case_id))
+
+
+def group_clips(rb: Rulebook, rows: Any) -> list[LinkedClip]:
+    """(link, segment, deadline, transcript) rows -> one LinkedClip per segment."""
     by_seg: dict[str, list[links_adapter.Link]] = defaultdict(list)
-    for link in links:
+    info: dict[str, tuple[Segment, dt.datetime | None, str | None]] = {}
+    for link, seg, deadline, transcript in rows:
         by_seg[link.segment_id].append(link)
+        info[link.segment_id] = (seg, deadline, transcript)
     out = []
     for sid, group in by_seg.items():
-        if sid in segs:
-            deadline = due[sid] if sid in due else clip_deadline(segs[sid], rb)
-            out.append(LinkedClip(segs[sid], tuple(g.record_id for g in group), group[0].how,
-                                  texts.get(sid), deadline))
+        seg, deadline, transcript = info[sid]
+        if deadline is None:
+            deadline = clip_deadline(seg, rb)
+        out.append(LinkedClip(seg, tuple(g.record_id for g in group), group[0].how,
+                              transcript, deadline))
     out.sort(key=lambda c: (c.segment.start_at, c.segment.segment_id))
     return out
 
