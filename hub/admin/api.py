@@ -186,7 +186,9 @@ async def list_cases(
     query = service.CaseQuery(q=q, enforcement_type=type, stage=stage, handler_id=handler,
                               has_findings=has_findings, page=page, per_page=per_page)
     rows, total = await service.search_cases(ctx.db, ctx.require_actor(), query)
-    return {"total": total, "page": page, "per_page": per_page,
+    capped = total > max(service.COUNT_CAP, page * per_page)
+    return {"total": total - 1 if capped else total, "total_is_lower_bound": capped,
+            "page": page, "per_page": per_page,
             "cases": [views.case_json(ctx.rb, c, h) for c, h in rows]}
 
 

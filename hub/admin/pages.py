@@ -197,11 +197,12 @@ def case_query(request: Request) -> service.CaseQuery:
 async def cases_page(ctx: Ctx = NEED["case.read"]) -> Response:
     query = case_query(ctx.request)
     rows, total = await service.search_cases(ctx.db, ctx.require_actor(), query)
+    capped = total > max(service.COUNT_CAP, query.page * query.per_page)
     pages = max(1, (total + query.per_page - 1) // query.per_page)
     params = {k: v for k, v in ctx.request.query_params.items() if k != "page"}
     template = "_case_rows.html" if ctx.request.headers.get("hx-request") else "cases.html"
     return render(ctx, template, rows=rows, total=total, query=query, pages=pages,
-                  handlers=await _handlers(ctx), qs=urlencode(params),
+                  handlers=await _handlers(ctx), qs=urlencode(params), capped=capped,
                   status_label=views.status_label)
 
 

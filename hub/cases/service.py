@@ -559,13 +559,19 @@ def _search_filter(actor: Actor, query: CaseQuery) -> list[ColumnElement[bool]]:
     return cond
 
 
+#: counting stops here ("1000+ 件"): an exact count of a broad search scans every case
+COUNT_CAP = 1000
+
+
 async def search_cases(session: AsyncSession, actor: Actor, query: CaseQuery
                        ) -> tuple[list[tuple[Case, str | None]], int]:
+    """A page of matching cases (newest first) and the number of matches, counted up to
+    ``COUNT_CAP + 1`` (more than COUNT_CAP means "more than COUNT_CAP")."""
     cond = _search_filter(actor, query)
     per = max(1, min(query.per_page, 200))
     page = max(1, query.page)
-    total = (await session.execute(select(func.count()).select_from(Case).where(*cond))
-             ).scalar_one()
+    capped = select(Case.id).where(*cond).limit(max(COUNT_CAP, page * per) + 1).subquery()
+    total = (await session.execute(select(func.count()).select_from(capped))).scalar_one()
     rows = (await session.execute(
         select(Case, User.display_name).outerjoin(User, User.id == Case.handler_id)
         .where(*cond).order_by(Case.id.desc()).limit(per).offset((page - 1) * per)
