@@ -124,27 +124,44 @@ class _Pass:
             level, lo, hi))
         return [None if by_idx.get(i) is None else bytes(by_idx[i]) for i in range(lo, hi)]
 
+    def matches(self, level: int, lo: int, cur: list[bytes]) -> bool:
+        """Fast path: do the stored nodes ``[lo, lo + len(cur))`` of ``level`` equal ``cur``?
+
+        SQLite concatenates them in C (no Python object per row) and one byte comparison
+        decides; any doubt (missing rows, odd lengths, order) falls back to the exact,
+        row-by-row comparison, which also names what differs."""
+        if self.conn.sqlite is None or not cur:
+            return False
+        row = self.conn.one(
+            "SELECT CAST(group_concat(hash, '') AS BLOB), count(*) FROM (SELECT hash FROM "
+            "audit_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx)",
+            level, lo, lo + len(cur))
+        return row is not None and row[1] == len(cur) and row[0] == b"".join(cur)
+
     def climb(self, level: int, base: int, hashes: list[bytes], top: int | None) -> list[bytes]:
         """Compare ``hashes`` (level ``level``, first index ``base``) and every complete
         ancestor up to ``top`` with the stored nodes; return the nodes of the last level."""
         cur = hashes
         if top is not None and level >= top:
             return cur
-        stored = self.stored(level, base, base + len(cur))
         while True:
             up_base = base >> 1
-            parent_stored = (
-                self.stored(level + 1, up_base, up_base + len(cur) // 2)
-                if len(cur) > 1 and (top is None or level < top) else []
-            )
-            self._compare(level, base, cur, stored, parent_stored, up_base)
+            if self.matches(level, base, cur):
+                self.report.ok("node", len(cur))
+            else:
+                stored = self.stored(level, base, base + len(cur))
+                parent_stored = (
+                    self.stored(level + 1, up_base, up_base + len(cur) // 2)
+                    if len(cur) > 1 and (top is None or level < top) else []
+                )
+                self._compare(level, base, cur, stored, parent_stored, up_base)
             for idx in self.by_level.get(level, ()):
                 if base <= idx < base + len(cur):
                     self.found[(level, idx)] = cur[idx - base]
             if len(cur) < 2:
                 return cur
             cur = parents(cur)
-            level, base, stored = level + 1, up_base, parent_stored
+            level, base = level + 1, up_base
             if top is not None and level >= top:
                 return cur  # the batch top is compared with its parents in the upper pass
 
