@@ -37,12 +37,19 @@ pick_python() {
 }
 
 setup() {
+  local extra=sim,hub
   apt_install mosquitto ca-certificates
-  [ "${1:-}" = "test" ] && apt_install chromium postgresql
+  if [ "${1:-}" = "test" ]; then
+    extra=dev
+    # browser tests, the PostgreSQL pass, the real PyAudio path (built against PortAudio and
+    # fed by a PulseAudio null sink), systemd unit checks, shellcheck for the Pi setup script
+    apt_install chromium postgresql build-essential python3-dev portaudio19-dev pulseaudio \
+      pulseaudio-utils alsa-utils libasound2-plugins systemd shellcheck
+  fi
   local py; py=$(pick_python)
   if ! "$py" -c 'import venv, ensurepip' 2>/dev/null; then apt_install python3-venv; fi
   # mosquitto is run by lerec itself with its own config; the packaged system service is not used.
-  local stamp="$VENV/.lerec-installed"
+  local stamp="$VENV/.lerec-installed-$extra"
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating virtualenv $VENV"
     "$py" -m venv "$VENV"
@@ -50,7 +57,7 @@ setup() {
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
     log "installing lerec and its dependencies into $VENV"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q -e '.[dev]'
+    "$VENV/bin/pip" install -q -e ".[$extra]"
     touch "$stamp"
   fi
 }
@@ -58,7 +65,7 @@ setup() {
 start_postgres() {
   # The suite's second pass uses PostgreSQL on 127.0.0.1:5432 (trust auth for local tests).
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
-  local ver; ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)
+  local ver; ver=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf "%f\n" 2>/dev/null | sort -V | tail -1)
   [ -n "$ver" ] || die "PostgreSQL is not installed"
   log "starting PostgreSQL $ver"
   as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
