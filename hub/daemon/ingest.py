@@ -4,6 +4,13 @@ It knows nothing about MQTT: :meth:`Ingest.handle` takes a topic and a payload, 
 out through the ``publish`` callable. Every refusal is logged with its reason, recorded in the
 ``rejections`` table and answered with a :class:`Reject`, and nothing unverified ever reaches the
 blob store. Messages of one recorder are handled in order; recorders are handled concurrently.
+
+Several hub processes may share the ingest (MQTT v5 shared subscriptions, ``shared=True``): the
+chunks of one segment then arrive at different workers. Transfer state lives only in the shared
+staging folder (see :mod:`.staging`), never in one worker's memory; creating and finishing a
+transfer happen under its exclusive file lock, so exactly one worker stores a segment; and the
+database's unique constraints are the last guard (a worker that loses a race answers with the
+stored receipt and counts nothing).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from lerec.protocol import (
     Receipt,
     Reject,
     SegmentManifest,
+    Signed,
     Want,
     decode_message,
     decode_signed,
@@ -45,7 +53,7 @@ from ..db.models import Device, Rejection, Segment
 from ..db.types import from_ms, to_ms, utcnow
 from ..errors import StorageError, StorageFull
 from ..storage import BlobStore, ref_for
-from .staging import Transfer
+from .staging import Transfer, TransferLock, remove_transfer, try_lock_transfer
 
 if TYPE_CHECKING:
     from ..metrics import HubMetrics
@@ -56,6 +64,8 @@ Publish = Callable[[str, bytes], Awaitable[None]]
 
 #: Seconds a chunk-path revocation check stays valid (see ``Ingest._check_active``).
 REVOCATION_TTL = 1.0
+#: Longest wait for another worker's lock on a transfer before asking the recorder to retry.
+LOCK_WAIT = 30.0
 
 
 class Refused(Exception):
@@ -101,8 +111,12 @@ class Ingest:
         on_stored: Callable[[Segment], Awaitable[None]] | None = None,
         on_heartbeat: Callable[[str, int], Awaitable[None]] | None = None,
         metrics: HubMetrics | None = None,
+        shared: bool = False,
     ) -> None:
+        """``shared``: other hub processes ingest from the same staging folder and database
+        (shared subscription); no transfer state is then kept between messages."""
         self.hub_id = hub_id
+        self.shared = shared
         self.sessions = sessions
         self.store = store
         self.signing_key = signing_key
@@ -182,6 +196,62 @@ class Ingest:
                     select(Segment).where(Segment.device_id == m.device_id, Segment.seq == m.seq)
                 )
             ).scalar_one_or_none()
+        key = (m.device_id, m.segment_id)
+        if existing is not None or same_seq is not None:
+            await self._answer_stored(key, signed, existing, same_seq)
+            return
+
+        lock = await self._lock(key, create=True)
+        assert lock is not None
+        try:
+            if self.shared:
+                # Another worker may have stored it while this one waited for the lock.
+                async with self.sessions() as s:
+                    existing = await s.get(Segment, m.segment_id)
+                if existing is not None:
+                    await self._answer_stored(key, signed, existing, None, locked=True)
+                    return
+            current = self._open.get(key) or self._load(key)
+            if current is not None and current.transfer.signed.digest != signed.digest:
+                raise Refused("manifest_changed", "a different manifest was announced for a "
+                              "segment in transfer", fatal=True, segment_id=m.segment_id)
+            if current is None:
+                try:
+                    self.store.check_space(m.length)
+                    transfer = await asyncio.to_thread(
+                        Transfer.create, self._staging(key), signed, shared=self.shared
+                    )
+                except StorageFull as exc:
+                    remove_transfer(self._staging(key))  # only the lock file is there
+                    raise Refused("hub_storage_full", str(exc), fatal=False,
+                                  segment_id=m.segment_id) from None
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    remove_transfer(self._staging(key))
+                    raise Refused("hub_storage_full", "hub staging disk is full; retry later",
+                                  fatal=False, segment_id=m.segment_id) from None
+                opener = Opener(self.box_key, m.encryption, m.segment_id) if m.encryption else None
+                current = self._open[key] = _Open(transfer, opener)
+                log.info("segment %s of %s announced: %d bytes in %d chunks", m.segment_id,
+                         m.device_id, m.length, m.chunk_count)
+            if current.transfer.complete:
+                await self._finish(key, current)
+                return
+            want = Want(m.device_id, m.segment_id, tuple(current.transfer.missing_ranges()))
+        finally:
+            lock.release()
+            self._release(key)
+        await self._reply(m.device_id, encode_message(want))
+
+    async def _answer_stored(
+        self, key: tuple[str, str], signed: Signed[SegmentManifest], existing: Segment | None,
+        same_seq: Segment | None, *, locked: bool = False,
+    ) -> None:
+        """A manifest whose segment id or sequence number is already stored: a replay gets the
+        stored receipt again (and any staging left over from a crash is removed); anything else
+        is refused."""
+        m = signed.message
         if existing is not None:
             if existing.manifest_hash == signed.digest and existing.device_id == m.device_id:
                 log.warning("replay: manifest of already stored segment %s from %s; resending "
@@ -192,50 +262,67 @@ class Ingest:
                 if self.metrics is not None:
                     self.metrics.replays.labels("manifest").inc()
                     self.metrics.receipts_resent.inc()
+                await self._drop_staging(key, locked=locked)
                 await self._reply(m.device_id, existing.receipt)
                 return
             raise Refused("segment_id_reused", f"segment id {m.segment_id} is already stored "
                           "with a different manifest", fatal=True, segment_id=m.segment_id)
-        if same_seq is not None:
-            raise Refused("seq_reused", f"sequence number {m.seq} of {m.device_id} already "
-                          f"belongs to segment {same_seq.segment_id}", fatal=True,
-                          segment_id=m.segment_id)
+        assert same_seq is not None
+        raise Refused("seq_reused", f"sequence number {m.seq} of {m.device_id} already "
+                      f"belongs to segment {same_seq.segment_id}", fatal=True,
+                      segment_id=m.segment_id)
 
-        key = (m.device_id, m.segment_id)
-        current = self._open.get(key) or self._load(key)
-        if current is not None and current.transfer.signed.digest != signed.digest:
-            raise Refused("manifest_changed", "a different manifest was announced for a segment "
-                          "in transfer", fatal=True, segment_id=m.segment_id)
-        if current is None:
-            try:
-                self.store.check_space(m.length)
-                transfer = await asyncio.to_thread(
-                    Transfer.create, self._staging(key), signed
-                )
-            except StorageFull as exc:
-                raise Refused("hub_storage_full", str(exc), fatal=False,
-                              segment_id=m.segment_id) from None
-            opener = Opener(self.box_key, m.encryption, m.segment_id) if m.encryption else None
-            current = self._open[key] = _Open(transfer, opener)
-            log.info("segment %s of %s announced: %d bytes in %d chunks", m.segment_id,
-                     m.device_id, m.length, m.chunk_count)
-        if current.transfer.complete:
-            await self._finish(key, current)
+    async def _drop_staging(self, key: tuple[str, str], *, locked: bool) -> None:
+        """Remove what a crash between the row commit and the clean-up left in staging."""
+        entry = self._open.pop(key, None)
+        if entry is not None:
+            entry.transfer.close()
+        root = self._staging(key)
+        if not root.exists():
             return
-        want = Want(m.device_id, m.segment_id, tuple(current.transfer.missing_ranges()))
-        await self._reply(m.device_id, encode_message(want))
+        if locked:
+            remove_transfer(root)
+            return
+        lock = await self._lock(key, create=False)
+        if lock is not None:
+            try:
+                remove_transfer(root)
+            finally:
+                lock.release()
 
     def _staging(self, key: tuple[str, str]) -> Path:
         return self.store.staging_dir / key[0] / key[1]
 
     def _load(self, key: tuple[str, str]) -> _Open | None:
-        transfer = Transfer.load(self._staging(key))
+        transfer = Transfer.load(self._staging(key), shared=self.shared)
         if transfer is None:
             return None
         m = transfer.manifest
         opener = Opener(self.box_key, m.encryption, m.segment_id) if m.encryption else None
         self._open[key] = entry = _Open(transfer, opener)
         return entry
+
+    def _release(self, key: tuple[str, str]) -> None:
+        """End of a message. A shared transfer is closed: the next message (maybe at another
+        worker) starts again from what is on disk, and no descriptor outlives its message."""
+        if self.shared:
+            entry = self._open.pop(key, None)
+            if entry is not None:
+                entry.transfer.close()
+
+    async def _lock(self, key: tuple[str, str], *, create: bool) -> TransferLock | None:
+        """The transfer's exclusive lock (None: the transfer is gone). Polls, never blocks the
+        event loop; a lock held longer than ``LOCK_WAIT`` makes the recorder retry later."""
+        root = self._staging(key)
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            got = try_lock_transfer(root, create=create)
+            if got is not False:
+                return got  # type: ignore[return-value]
+            if time.monotonic() > deadline:
+                raise Refused("transfer_busy", "another hub worker holds this segment; retry "
+                              "later", fatal=False, segment_id=key[1])
+            await asyncio.sleep(0.02)
 
     # -- chunks ------------------------------------------------------------------------------
 
@@ -252,6 +339,12 @@ class Ingest:
                 return
             raise Refused("no_transfer", f"chunk for unannounced segment {chunk.segment_id}; "
                           "announce the manifest first", fatal=False, segment_id=chunk.segment_id)
+        try:
+            await self._on_open_chunk(key, entry, chunk)
+        finally:
+            self._release(key)
+
+    async def _on_open_chunk(self, key: tuple[str, str], entry: _Open, chunk: Chunk) -> None:
         t, m = entry.transfer, entry.transfer.manifest
         if chunk.index >= t.count:
             raise Refused("chunk_out_of_range", f"chunk {chunk.index} is past the announced "
@@ -277,7 +370,28 @@ class Ingest:
                               fatal=False, segment_id=m.segment_id) from None
             raise
         if t.complete:
+            await self._complete(key, entry)
+
+    async def _complete(self, key: tuple[str, str], entry: _Open) -> None:
+        """The last chunk arrived: finish under the transfer lock. With several workers more
+        than one may see the transfer complete; the first to lock it stores it, the others find
+        it gone (or already in the database) and do nothing."""
+        lock = await self._lock(key, create=False)
+        if lock is None:
+            self._open.pop(key, None)
+            entry.transfer.close()
+            return
+        try:
+            if self.shared:
+                entry.transfer.close()
+                self._open.pop(key, None)
+                fresh = self._load(key)
+                if fresh is None or not fresh.transfer.complete:
+                    return
+                entry = fresh
             await self._finish(key, entry)
+        finally:
+            lock.release()
 
     def _chunk_replay(self, chunk: Chunk, why: str) -> None:
         """A chunk the hub already has: ignored, counted and logged as a replay (a broker
@@ -305,7 +419,9 @@ class Ingest:
     async def _finish(self, key: tuple[str, str], entry: _Open) -> None:
         t, m, signed = entry.transfer, entry.transfer.manifest, entry.transfer.signed
         size = await asyncio.to_thread(t.size)
-        if size != m.length and m.length > 0 and await self.store.exists(ref_for(m.sha256.hex())):
+        consumed = (size != m.length and m.length > 0
+                    and await self.store.exists(ref_for(m.sha256.hex())))
+        if consumed:
             # The blob went into the store but the row did not commit (crash, database down):
             # the staged data was consumed by the store; finish with the stored object.
             log.warning("segment %s: content already in the store, recording it",
@@ -329,10 +445,10 @@ class Ingest:
             entry.transfer.discard()
             raise
         try:
-            if t.data_path.exists() or m.length == 0:
-                ref = await self.store.put_file(t.data_path, digest.hex(), m.length)
-            else:
+            if consumed:
                 ref = ref_for(digest.hex())
+            else:
+                ref = await self.store.put_file(t.data_path, digest.hex(), m.length)
         except StorageError as exc:
             raise Refused("hub_storage_full" if isinstance(exc, StorageFull) else "storage_error",
                           str(exc), fatal=False, segment_id=m.segment_id) from None

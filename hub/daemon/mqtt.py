@@ -5,6 +5,18 @@ queue. Acknowledgement is manual: a PUBACK goes to the broker only after the mes
 handled (chunk written, row committed), so a hub that dies mid-message gets it again from the
 broker's persistent session instead of losing it. paho reconnects by itself with a capped
 back-off; subscriptions are renewed on every connect.
+
+A handler that fails (database or store unreachable) leaves its message unacknowledged, and the
+bridge then drops the connection after a back-off: on the reconnect the broker delivers every
+unacknowledged message of the persistent session again. An acknowledgement is only sent on the
+connection the message came in on (after a reconnect the broker redelivers it anyway).
+
+As a member of a shared subscription (``persistent=False``) a worker connects with a clean,
+non-persisted session: a broker keeps routing a share of the group's messages to an offline
+member with a stored session, so a crashed or retired worker would swallow them. What a dead
+worker held unacknowledged is then gone from the broker — and recovered by the protocol: the
+recorder keeps every segment until its receipt and announces again, and the hub asks for the
+chunks the shared staging folder does not have.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -48,13 +61,21 @@ class MqttBridge:
         session_expiry: int = 7 * 24 * 3600,
         max_backoff: float = 30.0,
         on_state: Callable[[bool], None] | None = None,
+        persistent: bool = True,
     ) -> None:
         self.subscriptions = subscriptions
         self.host, self.port = host, port
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
+        # (message, number of the connection it arrived on)
+        self._queue: asyncio.Queue[tuple[mqtt.MQTTMessage, int]] = asyncio.Queue()
         self._connected = asyncio.Event()
         self.connects = 0
+        self.failures = 0  # handler failures (messages left unacknowledged)
+        self.redelivery_drops = 0  # connections dropped to have failed messages redelivered
+        self.persistent = persistent
+        self.max_backoff = max_backoff
+        self._drop_pending = False
+        self._fail_streak = 0
         self.on_state = on_state
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
@@ -94,18 +115,19 @@ class MqttBridge:
 
     def _on_message(self, _c: Any, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, msg)
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (msg, self.connects))
 
     # asyncio side --------------------------------------------------------------------------
 
     async def __aenter__(self) -> MqttBridge:
         self._loop = asyncio.get_running_loop()
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self._session_expiry
+        props.SessionExpiryInterval = self._session_expiry if self.persistent else 0
         delay = 0.5
         while True:
             try:
-                self.client.connect(self.host, self.port, clean_start=False, properties=props)
+                self.client.connect(self.host, self.port, clean_start=not self.persistent,
+                                    properties=props)
                 break
             except OSError as exc:
                 log.warning("broker %s:%d unreachable (%s); retrying", self.host, self.port, exc)
@@ -119,6 +141,27 @@ class MqttBridge:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def _schedule_drop(self) -> None:
+        """Reconnect (after a growing back-off) so the broker redelivers what failed."""
+        if self._drop_pending:
+            return
+        self._drop_pending = True
+        delay = min(0.25 * 2 ** min(self._fail_streak, 10), self.max_backoff)
+        assert self._loop is not None
+        self._loop.call_later(delay * (0.5 + random.random()), self._drop)
+
+    def _drop(self) -> None:
+        self._drop_pending = False
+        sock = self.client.socket()
+        if sock is None:
+            return
+        log.warning("dropping the broker connection so unacknowledged messages are redelivered")
+        self.redelivery_drops += 1
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # paho notices and reconnects with its back-off
+        except OSError:
+            pass
+
     async def wait_connected(self) -> None:
         await self._connected.wait()
 
@@ -131,16 +174,22 @@ class MqttBridge:
         """Handle messages until cancelled. Each message is acknowledged after its handler."""
         pending: set[asyncio.Task[None]] = set()
 
-        async def one(msg: mqtt.MQTTMessage) -> None:
+        async def one(msg: mqtt.MQTTMessage, connection: int) -> None:
             try:
                 await handler(msg.topic, msg.payload)
             except Exception:
-                log.exception("handler failed on %s; message will be redelivered", msg.topic)
+                log.exception("handler failed on %s; message left unacknowledged, to be "
+                              "redelivered", msg.topic)
+                self.failures += 1
+                self._fail_streak += 1
+                self._schedule_drop()
                 return
-            self.client.ack(msg.mid, msg.qos)
+            self._fail_streak = 0
+            if connection == self.connects:
+                self.client.ack(msg.mid, msg.qos)
 
         while True:
-            msg = await self._queue.get()
-            task = asyncio.create_task(one(msg), name=f"msg-{msg.topic}")
+            msg, connection = await self._queue.get()
+            task = asyncio.create_task(one(msg, connection), name=f"msg-{msg.topic}")
             pending.add(task)
             task.add_done_callback(pending.discard)

@@ -38,6 +38,7 @@ class HubService:
             tls=tls_context(b.ca, b.cert, b.key),
             subscriptions=topics.hub_subscriptions(b.share_group),
             max_backoff=b.max_backoff, on_state=self._broker_state,
+            persistent=b.share_group is None,
         )
         self.oversight = IngestHooks(self.sessions, source=CaseStepSource(default_rulebook()))
         self.ingest = Ingest(
@@ -46,6 +47,7 @@ class HubService:
             box_key=keys.x25519_private(cfg.box_key.read_bytes()),
             publish=self.bridge.publish, metrics=self.metrics,
             on_stored=self.oversight.on_stored, on_heartbeat=self.oversight.on_heartbeat,
+            shared=b.share_group is not None,
         )
 
     def _broker_state(self, up: bool) -> None:  # paho thread; prometheus objects are thread-safe

@@ -5,63 +5,108 @@ file (plaintext, written at each chunk's offset) and a one-byte-per-chunk ``have
 is written after the chunk's data, so after a crash a chunk marked present is on disk; the
 whole-segment hash at completion catches anything else. Transfers therefore survive hub
 restarts, and a recorder that announces a half-sent segment again only sends what is missing.
+
+Several hub workers may share one staging folder (MQTT shared subscriptions spread the chunks
+of one segment over all of them). Then the on-disk ``have`` map is the only truth: a
+``shared`` transfer re-reads it instead of trusting a count kept in memory, and hashes the
+assembled file from disk at the end. Whoever finishes (or creates) a transfer holds
+:func:`lock_transfer` — an exclusive ``flock`` on ``<transfer>/lock`` — so exactly one worker
+stores a segment. A finished or discarded transfer is first renamed into ``<staging>/.discard/``
+and then removed, so its path vanishes atomically: another worker either sees the whole
+transfer or none of it.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 from lerec.protocol import SegmentManifest, Signed, decode_signed
 
 READ_BLOCK = 1024 * 1024
+#: Folder inside the staging root for transfers being removed (device ids never start with '.').
+DISCARD_DIR = ".discard"
 
 
 class Transfer:
-    """One segment being received."""
+    """One segment being received. ``shared``: other processes write the same transfer."""
 
-    def __init__(self, root: Path, signed: Signed[SegmentManifest]) -> None:
+    def __init__(
+        self, root: Path, signed: Signed[SegmentManifest], *, shared: bool = False,
+        create: bool = False,
+    ) -> None:
         self.root = root
         self.signed = signed
         self.manifest = signed.message
         self.count = self.manifest.chunk_count
+        self.shared = shared
         self.data_path = root / "data"
         self._have_path = root / "have"
-        self._data_fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT, 0o600)
-        self._have_fd = os.open(self._have_path, os.O_RDWR | os.O_CREAT, 0o600)
-        have = os.pread(self._have_fd, self.count, 0)
-        self.have = bytearray(have.ljust(self.count, b"\x00"))
-        self.received = sum(1 for b in self.have if b)
-        # Running hash over the contiguous prefix of chunks (the common, in-order case).
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        # ``have`` exists for every transfer (it is made before the manifest is published); the
+        # data file may have been consumed by the store already (crash between store and row).
+        self._have_fd = os.open(self._have_path, flags, 0o600)
+        try:
+            self._data_fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            os.close(self._have_fd)
+            raise
+        self.have = bytearray(self.count)
+        self.received = 0
+        self._sync()
+        # Running hash over the contiguous prefix of chunks (the common, in-order case). Only
+        # used when this process is the only writer.
         self._hasher = hashlib.sha256()
         self._hashed_upto = 0
 
     @classmethod
-    def create(cls, root: Path, signed: Signed[SegmentManifest]) -> Transfer:
+    def create(
+        cls, root: Path, signed: Signed[SegmentManifest], *, shared: bool = False
+    ) -> Transfer:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = root / "manifest.tmp"
+        for name in ("have", "data"):
+            os.close(os.open(root / name, os.O_RDWR | os.O_CREAT, 0o600))
+        tmp = root / f"manifest.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         tmp.write_bytes(signed.wire)
         os.replace(tmp, root / "manifest")
-        return cls(root, signed)
+        return cls(root, signed, shared=shared, create=True)
 
     @classmethod
-    def load(cls, root: Path) -> Transfer | None:
+    def load(cls, root: Path, *, shared: bool = False) -> Transfer | None:
+        """The transfer in ``root``, or None if there is none (or it is being removed)."""
         try:
             wire = (root / "manifest").read_bytes()
+            return cls(root, decode_signed(wire, SegmentManifest), shared=shared)
         except FileNotFoundError:
             return None
-        return cls(root, decode_signed(wire, SegmentManifest))
+        except NotADirectoryError:
+            return None
+
+    def _sync(self) -> None:
+        """Re-read the ``have`` map from disk (other workers may have written chunks)."""
+        have = os.pread(self._have_fd, self.count, 0)
+        self.have = bytearray(have.ljust(self.count, b"\x00"))
+        self.received = self.count - self.have.count(0)
 
     @property
     def complete(self) -> bool:
+        if self.shared:
+            self._sync()
         return self.received == self.count
 
     def has(self, index: int) -> bool:
+        if self.shared:
+            return os.pread(self._have_fd, 1, index) == b"\x01"
         return bool(self.have[index])
 
     def missing_ranges(self) -> list[tuple[int, int]]:
+        if self.shared:
+            self._sync()
         ranges: list[tuple[int, int]] = []
         start = None
         for i, b in enumerate(self.have):
@@ -77,9 +122,10 @@ class Transfer:
     def write(self, index: int, plaintext: bytes) -> None:
         os.pwrite(self._data_fd, plaintext, index * self.manifest.chunk_size)
         os.pwrite(self._have_fd, b"\x01", index)
-        self.have[index] = 1
-        self.received += 1
-        if index == self._hashed_upto:
+        if not self.have[index]:
+            self.have[index] = 1
+            self.received += 1
+        if not self.shared and index == self._hashed_upto:
             self._hasher.update(plaintext)
             self._hashed_upto += 1
 
@@ -109,4 +155,63 @@ class Transfer:
 
     def discard(self) -> None:
         self.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_transfer(self.root)
+
+
+def remove_transfer(root: Path) -> None:
+    """Remove a transfer folder: rename it out of the way first (atomic), then delete it."""
+    trash = root.parent.parent / DISCARD_DIR / f"{root.parent.name}.{root.name}.{uuid.uuid4().hex}"
+    try:
+        trash.parent.mkdir(exist_ok=True)
+        os.rename(root, trash)
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # e.g. staging root not shaped as expected: delete in place
+        if exc.errno not in (errno.EXDEV, errno.ENOTDIR, errno.EISDIR):
+            raise
+        trash = root
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+class TransferLock:
+    """An exclusive ``flock`` on ``<transfer>/lock``; released by :meth:`release` (or by the
+    kernel when the process dies, so a killed worker never leaves a transfer locked)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)  # closing the only descriptor drops the lock
+
+
+def try_lock_transfer(root: Path, *, create: bool) -> TransferLock | None | bool:
+    """Try once to lock the transfer in ``root``.
+
+    Returns the lock; ``None`` if the transfer folder does not exist (and ``create`` is false);
+    ``False`` if another process holds the lock right now. The lock is only valid if the lock
+    file is still the one at the path after locking: a worker that locked a transfer which was
+    removed meanwhile tries again (and finds it gone, or a new one)."""
+    while True:
+        if create:
+            root.mkdir(parents=True, exist_ok=True)
+        path = root / "lock"
+        try:
+            fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+        except FileNotFoundError:
+            if create:
+                continue  # removed between mkdir and open
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return TransferLock(fd)
+        os.close(fd)  # removed (and maybe re-created) meanwhile: look again
