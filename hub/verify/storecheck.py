@@ -21,7 +21,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from lerec.protocol import ProtocolError, Receipt, SegmentManifest, decode_signed
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
 
 from ..db.models import Device, Segment
@@ -89,6 +90,19 @@ def _objects(root: Path) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
+async def _approved_deletions(sessions: Any) -> dict[str, tuple[str, str, bool]]:
+    """``segment_id -> (deleted_at, approvers, blob removed)`` from the retention domain's
+    ``segment_deletions`` (absent in a deployment without it: nothing is excused)."""
+    try:
+        async with sessions() as s:
+            rows = (await s.execute(text(
+                "SELECT segment_id, deleted_at, approved_by, blob_deleted_at "
+                "FROM segment_deletions"))).all()
+    except DBAPIError:
+        return {}
+    return {r[0]: (str(r[1]), str(r[2]), r[3] is not None) for r in rows}
+
+
 async def verify_store(
     sessions: Any,
     store: LocalBlobStore,
@@ -102,6 +116,7 @@ async def verify_store(
         devices = {d.device_id: d for d in (await s.execute(select(Device))).scalars()}
         segments = list((await s.execute(
             select(Segment).order_by(Segment.device_id, Segment.seq))).scalars())
+    deletions = await _approved_deletions(sessions)
     report.facts["segments"] = len(segments)
     on_disk = {p.name: p for p in _objects(store.objects)}
     report.facts["objects on disk"] = len(on_disk)
@@ -170,8 +185,17 @@ async def verify_store(
             report.add("blob", f"{where} field stored_ref",
                        f"{ref} differs from the row's sha256 {seg.sha256}")
         if hexref not in hashes:
-            report.add("blob", f"blob {ref} ({where})", "missing from the store (deleted)")
+            d = deletions.get(seg.segment_id)
+            if d is not None:
+                report.add("blob", f"blob {ref} ({where})", "removed by an approved, audited "
+                           f"deletion at {d[0]} (approved by {d[1]})", INFO)
+            else:
+                report.add("blob", f"blob {ref} ({where})",
+                           "missing from the store, and no approved deletion explains it")
             continue
+        if seg.segment_id in deletions and deletions[seg.segment_id][2]:
+            report.add("blob", f"blob {ref} ({where})",
+                       "still present although its deletion was recorded as done", WARNING)
         actual, n = hashes[hexref]
         bad = False
         if actual != hexref:

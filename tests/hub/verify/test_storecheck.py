@@ -94,3 +94,29 @@ async def test_gap_is_a_warning_not_a_break(evidence):
     assert not report.failed
     gaps = report.find("chain")
     assert gaps and gaps[0].severity == "warning" and "seq 1..2" in gaps[0].where
+
+
+async def test_blob_removed_by_an_approved_deletion_is_not_an_error(stocked):
+    ev, rows = stocked
+    seg = rows[1]
+    ev.store.path_for(seg.stored_ref).unlink()
+    report = await _verify(ev)
+    assert report.find("blob", seg.stored_ref)[0].severity == "error"
+    # what the retention service writes when a deletion is approved and executed
+    from lerec.hub.db.oversight_models import DeletionRequest, SegmentDeletion
+
+    async with ev.sessions() as s, s.begin():
+        s.add(DeletionRequest(id=1, segment_id=seg.segment_id, requested_by="user:a",
+                              reason="retention over", requested_at=seg.end_at,
+                              status="deleted"))
+        await s.flush()
+        s.add(SegmentDeletion(
+            segment_id=seg.segment_id, request_id=1, device_id=seg.device_id, seq=seg.seq,
+            officer_id=seg.officer_id, start_at=seg.start_at, end_at=seg.end_at,
+            sha256=seg.sha256, stored_ref=seg.stored_ref, prev_hash=seg.prev_hash,
+            manifest=seg.manifest, manifest_hash=seg.manifest_hash, why="retention over",
+            requested_by="user:a", approved_by="user:b,user:c", deleted_by="user:a",
+            deleted_at=seg.end_at, blob_deleted_at=seg.end_at))
+    report = await _verify(ev)
+    assert not report.failed, [f.line() for f in report.errors]
+    assert "approved" in report.find("blob", seg.stored_ref)[0].what
