@@ -28,7 +28,7 @@ import html
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from lerec.protocol import SegmentManifest, decode_signed
 
-from ..storage import LocalBlobStore
 from ..verify import archivecheck
 from ..verify.findings import Report
 from . import fourcheck
@@ -96,7 +95,7 @@ def _hash_files(root: Path, rels: Iterable[str], threads: int = 2
         return dict(zip(rels, pool.map(one, rels)))
 
 
-def stage(case: CaseFile, data: Path, store: LocalBlobStore, *, archive_no: str,
+def stage(case: CaseFile, data: Path, blob_path: Callable[[str], Path], *, archive_no: str,
           archived_by: str, archived_at: dt.datetime, device_keys: dict[str, Ed25519PublicKey],
           hub_key: Ed25519PublicKey, audit: AuditMaterial) -> None:
     """Write the payload of the package into ``data``."""
@@ -107,7 +106,7 @@ def stage(case: CaseFile, data: Path, store: LocalBlobStore, *, archive_no: str,
         m = decode_signed(link.manifest, SegmentManifest).message
         base = f"segments/{m.segment_id}"
         media = base + _EXT.get(m.media_type, ".bin")
-        _place(store.path_for(link.stored_ref), data / media)
+        _place(blob_path(link.stored_ref), data / media)
         (data / f"{base}.manifest.cbor").write_bytes(link.manifest)
         (data / f"{base}.receipt.cbor").write_bytes(link.receipt)
         t = transcripts.get(m.segment_id)
@@ -141,7 +140,7 @@ def stage(case: CaseFile, data: Path, store: LocalBlobStore, *, archive_no: str,
         if a.data is not None:
             (data / "attachments" / a.name).write_bytes(a.data)
         elif a.stored_ref is not None:
-            _place(store.path_for(a.stored_ref), data / "attachments" / a.name)
+            _place(blob_path(a.stored_ref), data / "attachments" / a.name)
     (data / "case.json").write_bytes(_json({
         "archive_no": archive_no, "case_id": case.case_id, "metadata": case.metadata,
         "records": case.records, "execution_ended_at": case.execution_ended_at,
@@ -229,7 +228,8 @@ def _write_bag(root: Path, digests: dict[str, tuple[dict[str, str], int]],
             f.writelines(f"{hashlib.new(alg, (root / name).read_bytes()).hexdigest()}  {name}\n" for name in tags)
 
 
-def build_package(case: CaseFile, dest: Path, store: LocalBlobStore, *, archive_no: str,
+def build_package(case: CaseFile, dest: Path, blob_path: Callable[[str], Path], *,
+                  archive_no: str,
                   archived_by: str, archived_at: dt.datetime,
                   device_keys: dict[str, Ed25519PublicKey], hub_key: Ed25519PublicKey,
                   audit: AuditMaterial, threads: int = 2) -> Built:
@@ -239,7 +239,7 @@ def build_package(case: CaseFile, dest: Path, store: LocalBlobStore, *, archive_
     if work.exists():
         shutil.rmtree(work)
     data = work / "data"
-    stage(case, data, store, archive_no=archive_no, archived_by=archived_by,
+    stage(case, data, blob_path, archive_no=archive_no, archived_by=archived_by,
           archived_at=archived_at, device_keys=device_keys, hub_key=hub_key, audit=audit)
     rels = sorted(str(p.relative_to(work)) for p in data.rglob("*") if p.is_file())
     digests = _hash_files(work, rels, threads)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ from ..db.types import utcnow
 from ..errors import HubError
 from ..policy.deadlines import archive_deadline
 from ..policy.workdays import WorkdayLookup
-from ..storage import LocalBlobStore
+from ..storage import BlobStore
+from .blobs import local_files
 from .model import CaseFile
 from .numbering import Numbering, allocate, folder_name
 from .package import AuditMaterial, Built, build_package
@@ -127,7 +129,7 @@ async def _audit_material(sessions: Any, case: CaseFile, key: Ed25519PrivateKey,
 
 async def build_archive(
     sessions: Any,
-    store: LocalBlobStore,
+    store: BlobStore,
     case: CaseFile,
     *,
     hub_key: Ed25519PrivateKey,
@@ -171,9 +173,17 @@ async def build_archive(
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         raise ArchiveError(case.case_id, f"{dest} already exists")
-    built: Built = await asyncio.to_thread(
-        build_package, case, dest, store, archive_no=archive_no, archived_by=archived_by,
-        archived_at=now, device_keys=device_keys, hub_key=hub_key.public_key(), audit=material)
+    scratch = dest.with_name(dest.name + ".download")
+    try:
+        refs = [x.stored_ref for x in case.segments] + [
+            a.stored_ref for a in case.attachments if a.stored_ref is not None]
+        blob_path = await local_files(store, refs, scratch)
+        built: Built = await asyncio.to_thread(
+            build_package, case, dest, blob_path, archive_no=archive_no,
+            archived_by=archived_by, archived_at=now, device_keys=device_keys,
+            hub_key=hub_key.public_key(), audit=material)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     ref = f"bag:{dest.name}"
     async with sessions() as s, s.begin():
         idx = await audit.record_event(

@@ -16,11 +16,12 @@ from zoneinfo import ZoneInfo
 
 from ..access.rules import Principal
 from ..access.service import AccessError, check_access
+from ..archive.blobs import local_files
 from ..audit.entries import EventType
 from ..audit.log import record_event
 from ..db.models import Segment
 from ..db.types import utcnow
-from ..storage import LocalBlobStore
+from ..storage import BlobStore
 from .c2pa_sign import C2paResult, read_mp4, sign_mp4
 from .certs import C2paSignerFiles
 from .watermark import watermark_video
@@ -49,7 +50,7 @@ def _produce(src: Path, out: Path, lines: list[str], signer: C2paSignerFiles,
 
 async def export_clip(
     sessions: Any,
-    store: LocalBlobStore,
+    store: BlobStore,
     user: Principal,
     requester_name: str,
     case_id: str,
@@ -81,8 +82,10 @@ async def export_clip(
               "segment_id": segment_id, "source_sha256": seg.sha256,
               "source_manifest_hash": bytes(seg.manifest_hash).hex(),
               "exported_at": now.isoformat(), "access_request": decision.grant}
-    result, shown = await asyncio.to_thread(_produce, store.path_for(seg.stored_ref), Path(out),
-                                            lines, signer, export, font_path)
+    with tempfile.TemporaryDirectory() as scratch:
+        src = (await local_files(store, [seg.stored_ref], Path(scratch)))(seg.stored_ref)
+        result, shown = await asyncio.to_thread(_produce, src, Path(out), lines, signer, export,
+                                                font_path)
     digest = await asyncio.to_thread(lambda: hashlib.sha256(Path(out).read_bytes()).hexdigest())
     async with sessions() as s, s.begin():
         idx = await record_event(s, EventType.EXPORT, user.user, [f"case:{case_id}", item], {

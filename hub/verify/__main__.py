@@ -46,13 +46,13 @@ async def _log(args: argparse.Namespace) -> Report:
 
 async def _store(args: argparse.Namespace) -> Report:
     from ..db import make_engine, sessionmaker
-    from ..storage import LocalBlobStore
+    from ..storage import open_store
     from .storecheck import verify_store
 
     cfg = HubConfig.load(args.config)
     engine = make_engine(cfg.database_url)
     try:
-        return await verify_store(sessionmaker(engine), LocalBlobStore(cfg.storage_dir),
+        return await verify_store(sessionmaker(engine), open_store(cfg),
                                   _hub_key(cfg).public_key(), progress=not args.quiet)
     finally:
         await engine.dispose()

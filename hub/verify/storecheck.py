@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..db.models import Device, Segment
 from ..db.types import from_ms
-from ..storage import LocalBlobStore
+from ..storage import BlobStore, LocalBlobStore
 from ..storage.base import parse_ref
 from .findings import INFO, WARNING, Report
 
@@ -90,6 +90,47 @@ def _objects(root: Path) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
+async def _rehash_local(store: LocalBlobStore, progress: bool, threads: int
+                        ) -> dict[str, tuple[str, int]]:
+    """Every object on disk (referenced or not): name -> (actual sha256, length)."""
+    on_disk = {p.name: p for p in _objects(store.objects)}
+    total = sum(p.stat().st_size for p in on_disk.values())
+    bar = tqdm(total=total, unit="B", unit_scale=True, disable=not progress, desc="store")
+
+    def rehash(path: Path) -> tuple[str, int]:
+        digests, n = hash_file(path)
+        bar.update(n)
+        return digests[0], n
+
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(threads) as pool:
+        hashes = dict(zip(on_disk, await asyncio.gather(
+            *(loop.run_in_executor(pool, rehash, p) for p in on_disk.values())), strict=True))
+    bar.close()
+    return hashes
+
+
+async def _rehash_refs(store: BlobStore, refs: list[str], progress: bool
+                       ) -> dict[str, tuple[str, int]]:
+    hashes: dict[str, tuple[str, int]] = {}
+    bar = tqdm(total=len(refs), unit="blob", disable=not progress, desc="store")
+    for ref in dict.fromkeys(refs):
+        try:
+            hexref = parse_ref(ref)
+            if not await store.exists(ref):
+                continue
+        except ValueError:
+            continue
+        h, n = hashlib.sha256(), 0
+        async for block in store.read_range(ref):
+            h.update(block)
+            n += len(block)
+        hashes[hexref] = (h.hexdigest(), n)
+        bar.update(1)
+    bar.close()
+    return hashes
+
+
 async def _approved_deletions(sessions: Any) -> dict[str, tuple[str, str, bool]]:
     """``segment_id -> (deleted_at, approvers, blob removed)`` from the retention domain's
     ``segment_deletions`` (absent in a deployment without it: nothing is excused)."""
@@ -105,7 +146,7 @@ async def _approved_deletions(sessions: Any) -> dict[str, tuple[str, str, bool]]
 
 async def verify_store(
     sessions: Any,
-    store: LocalBlobStore,
+    store: BlobStore,
     hub_key: Ed25519PublicKey,
     *,
     progress: bool = False,
@@ -118,21 +159,13 @@ async def verify_store(
             select(Segment).order_by(Segment.device_id, Segment.seq))).scalars())
     deletions = await _approved_deletions(sessions)
     report.facts["segments"] = len(segments)
-    on_disk = {p.name: p for p in _objects(store.objects)}
-    report.facts["objects on disk"] = len(on_disk)
-    total = sum(p.stat().st_size for p in on_disk.values())
-    bar = tqdm(total=total, unit="B", unit_scale=True, disable=not progress, desc="store")
-
-    def rehash(path: Path) -> tuple[str, int]:
-        digests, n = hash_file(path)
-        bar.update(n)
-        return digests[0], n
-
-    loop = asyncio.get_running_loop()
-    with ThreadPoolExecutor(threads) as pool:
-        hashes = dict(zip(on_disk, await asyncio.gather(
-            *(loop.run_in_executor(pool, rehash, p) for p in on_disk.values()))))
-    bar.close()
+    if isinstance(store, LocalBlobStore):
+        hashes = await _rehash_local(store, progress, threads)
+    else:  # any other BlobStore (S3): stream each referenced object once
+        hashes = await _rehash_refs(store, [seg.stored_ref for seg in segments], progress)
+        report.add("blob", "store", "objects no segment refers to are not listed on this "
+                   "backend; only referenced objects were re-hashed", INFO)
+    report.facts["objects re-hashed"] = len(hashes)
 
     referenced: set[str] = set()
     prev: dict[str, tuple[int, bytes]] = {}

@@ -144,3 +144,19 @@ async def test_missing_media_is_refused_before_anything_is_written(tmp_path, evi
     async with evidence.sessions() as s:
         assert not await is_locked(s, case.case_id)
     assert not (tmp_path / "archives").exists()
+
+
+async def test_archive_and_store_check_work_with_a_store_without_local_paths(
+        tmp_path, evidence, mp4_bytes, make_case, remote_store):
+    """As with the S3 backend: media are downloaded once for the package."""
+    from lerec.hub.verify.storecheck import verify_store
+
+    case, _segs = await make_case(evidence, mp4_bytes)
+    result = await build_archive(evidence.sessions, remote_store, case, hub_key=evidence.hub_key,
+                                 archived_by="user:a", archive_root=tmp_path / "archives", now=NOW)
+    assert result.report_ok
+    assert not verify_archive(result.path).failed
+    assert not list((tmp_path / "archives").glob("*.download"))
+    report = await verify_store(evidence.sessions, remote_store, evidence.hub_key.public_key())
+    assert not report.failed, [f.line() for f in report.errors]
+    assert report.passed["blob"] == 4

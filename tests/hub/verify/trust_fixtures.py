@@ -284,3 +284,34 @@ def make_case():
 
 
 ARCHIVE_NOW = dt.datetime(2026, 6, 20, 3, 0, tzinfo=dt.UTC)
+
+
+class RemoteLikeStore:
+    """A BlobStore without local paths (as S3 is): only the protocol's methods."""
+
+    def __init__(self, inner: LocalBlobStore) -> None:
+        self._inner = inner
+        self.staging_dir = inner.staging_dir
+
+    async def put_file(self, path, sha256_hex, length):
+        return await self._inner.put_file(path, sha256_hex, length)
+
+    def check_space(self, needed):
+        self._inner.check_space(needed)
+
+    async def exists(self, ref):
+        return await self._inner.exists(ref)
+
+    async def size(self, ref):
+        return await self._inner.size(ref)
+
+    def read_range(self, ref, start=0, end=None):
+        return self._inner.read_range(ref, start, end)
+
+    async def verify(self, ref):
+        await self._inner.verify(ref)
+
+
+@pytest.fixture
+def remote_store(store) -> RemoteLikeStore:
+    return RemoteLikeStore(store)
