@@ -9,10 +9,9 @@ import threading
 import time
 
 from lerec.hub.storage import LocalBlobStore
+from lerec_fault_gauntlet import check_outcome  # type: ignore[import-not-found]
 from support.hubproc import HubProcess, enroll, write_hub_toml
 from support.rig import hub_config
-
-from lerec_fault_gauntlet import check_outcome  # type: ignore[import-not-found]
 
 KILLS = 50
 DEVICES = ("rec-a", "rec-b", "rec-c")

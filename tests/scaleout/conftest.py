@@ -17,41 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from lerec.deploy.broker import free_port
-
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def pg_base() -> str:
-    return os.environ.get("LEREC_TEST_DATABASE_URL") or DEFAULT_PG
-
-
-def _pg(sql: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    async def go() -> None:
-        conn = await asyncpg.connect(pg_base().replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
+from support.hubproc import FreshPostgres
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database (plain postgresql:// URL)."""
-    name = f"lerec_so_{os.getpid()}_{os.urandom(4).hex()}"
-    _pg(f'CREATE DATABASE "{name}"')
-    prefix = pg_base().replace("postgresql+asyncpg://", "postgresql://").rpartition("/")[0]
-    try:
-        yield f"{prefix}/{name}"
-    finally:
-        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A fresh PostgreSQL database (plain postgresql:// URL), dropped afterwards."""
+    with FreshPostgres() as url:
+        yield url
 
 
 def weed_binary() -> str:

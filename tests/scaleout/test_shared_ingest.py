@@ -15,13 +15,12 @@ import threading
 import time
 from collections import Counter
 
-from sqlalchemy import select
-
 from lerec.deploy.pki import issue_device
 from lerec.hub.config import BrokerSettings, S3Settings, StorageSettings
 from lerec.hub.db.audit_models import AuditEntry
 from lerec.hub.storage.s3 import S3BlobStore
 from lerec.protocol import Receipt, decode_signed, keys
+from sqlalchemy import select
 from support.hubproc import HubProcess, enroll, query_segments, run_db, write_hub_toml
 from support.rig import fake_segment, hub_config, make_store, make_uploader
 
