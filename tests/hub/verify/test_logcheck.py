@@ -7,6 +7,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from lerec.hub.audit import log as audit
+from lerec.hub.audit.compact import recompute_root
 from lerec.hub.audit.entries import EventType
 from lerec.hub.verify.checkpointer import checkpoint_loop, checkpoint_now
 from lerec.hub.verify.logcheck import verify_log
@@ -41,8 +42,11 @@ async def test_clean_log_verifies_every_entry_node_and_checkpoint(log_db, tamper
     assert report.passed["entry"] == 37
     assert report.passed["checkpoint"] == 4  # 10, 20, 30, 37
     assert report.passed["consistency"] == 3
-    async with log_db.connect():
-        pass
+    # the root it recomputed is the one hub.audit.compact.recompute_root gives independently
+    async with log_db.connect() as c:
+        datas = [bytes(r[0]) for r in await c.exec_driver_sql(
+            "SELECT data FROM audit_entries ORDER BY idx")]
+    assert report.facts["root (recomputed)"] == recompute_root(datas, chunk_size=4).root.hex()
 
 
 async def test_worker_processes_give_the_same_verdict(log_db, tamper):
