@@ -221,6 +221,10 @@ def init_pki(root: Path, broker_hosts: tuple[str, ...] = ("localhost", "127.0.0.
     _write(pki.hub_box_key, _private_pem(box), private=True)
     _write(pki.hub_box_pub, _public_pem(box.public_key()))
     write_crl(pki, [])
+    from lerec.hub.export.certs import issue_c2pa_signer
+
+    # The hub's content-credentials signer (C2PA on exported clips), issued by the same CA.
+    issue_c2pa_signer(pki.ca_cert, pki.ca_key, pki.root / "hub")
     return pki
 
 

@@ -76,6 +76,28 @@ class DeviceDefaults(BaseModel):
     )
 
 
+class AuditSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    origin: str = Field(
+        "lerec.local/audit", description="name of the audit log in its signed checkpoints"
+    )
+    checkpoint_seconds: float = Field(
+        300.0, gt=0, description="sign a checkpoint of the audit log this often"
+    )
+
+
+class ArchiveSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dir: Path | None = Field(None, description="where archive packages go (default: "
+                             "<storage_dir>/archives)")
+    number_pattern: str = Field(
+        "{org}-{year}-{type}-{seq:04d}", description="archive number scheme (第二十八条)"
+    )
+    org: str = Field("XXZ", description="organisation code in archive numbers")
+
+
 class HubConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,6 +123,8 @@ class HubConfig(BaseModel):
     devices: DeviceDefaults = Field(
         default_factory=DeviceDefaults, description="recording settings pushed to recorders"
     )
+    audit: AuditSettings = Field(default_factory=AuditSettings, description="audit log")
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings, description="archives")
     log_level: str = Field("INFO", description="logging level")
     log_format: Literal["text", "json"] = Field(
         "text", description="'json': one JSON object per line (for log shippers)"
