@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lerec.deploy.pki import Pki  # noqa: E402
-from lerec.device.media.segment import FinishedSegment  # noqa: E402
-from support.rig import make_store, make_uploader  # noqa: E402
+from lerec.deploy.pki import Pki
+from lerec.device.media.segment import FinishedSegment
+from support.rig import make_store, make_uploader
 
 
 def main() -> int:

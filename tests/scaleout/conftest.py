@@ -41,7 +41,7 @@ def seaweed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("seaweed-so")
     ports = {n: free_port() for n in ("master", "volume", "filer", "s3")}
     grpc = {n: free_port() for n in ("master", "volume", "filer", "s3")}
-    log = open(root / "weed.log", "wb")
+    log = open(root / "weed.log", "wb")  # noqa: SIM115 - open for the server's lifetime
     proc = subprocess.Popen(
         [weed_binary(), "server", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",

@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from lerec.deploy.broker import Broker
 from lerec.deploy.pki import init_pki, issue_device
 from lerec.protocol import topics
+from paho.mqtt.enums import CallbackAPIVersion
 from support.hubproc import enroll, write_hub_toml
 from support.rig import hub_config
 
@@ -148,7 +147,7 @@ def test_mqtt_matrix(tmp_path, report):
             "plain TCP, no TLS": Client(port, None, "plain"),
         }
         through = 0
-        for name, c in attempts.items():
+        for c in attempts.values():
             ok = c.connect(timeout=3.0)
             through += ok
             c.close()
@@ -163,7 +162,7 @@ def test_mqtt_matrix(tmp_path, report):
             update={"port": port})}), tmp_path / "hub.toml")
         out = subprocess.run([str(Path(sys.executable).parent / "lerec-hub"), "--config",
                               str(toml), "revoke", R, "--reason", "lost"],
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=60, check=False)
         assert out.returncode == 0, out.stdout + out.stderr
         broker.restart()
         r2 = device(pki, port, R)
