@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -26,6 +27,17 @@ from .pki import Pki, init_pki, issue_device
 
 RECORDERS = ("rec-001", "rec-002")
 OFFICERS = {"rec-001": "zf-1001", "rec-002": "zf-1002"}
+#: Demo users, one or more per role of the rulebook; the two officers wear the recorders.
+USERS = (
+    ("zhangwei", "officer", "张伟", "zf-1001"),
+    ("lina", "officer", "李娜", "zf-1002"),
+    ("wangqiang", "handler", "王强", None),
+    ("chenjie", "unit_head", "陈杰", None),
+    ("yangmin", "legal_reviewer", "杨敏", None),
+    ("zhoujun", "agency_head", "周军", None),
+    ("wuhong", "archivist", "吴红", None),
+    ("zhengli", "auditor", "郑丽", None),
+)
 
 
 def _port_free(port: int) -> bool:
@@ -114,6 +126,34 @@ heartbeat_seconds = 5
     return cfg
 
 
+def create_users(hub_cfg: Path, password: str) -> None:
+    """The demo's people (idempotent). Cases are theirs to open in the admin UI; the clips
+    the recorders upload are real, signed and verified — nothing is fabricated here."""
+    from sqlalchemy import select
+
+    from lerec.hub.cases import users as user_service
+    from lerec.hub.config import HubConfig
+    from lerec.hub.db import make_engine, migrate, sessionmaker
+    from lerec.hub.db.cases_models import User
+    from lerec.hub.rules import default_rulebook
+
+    cfg = HubConfig.load(hub_cfg)
+
+    async def run() -> None:
+        engine = make_engine(cfg.database_url)
+        await migrate(engine)
+        async with sessionmaker(engine)() as s, s.begin():
+            for name, role, display, officer in USERS:
+                if (await s.execute(select(User.id).where(User.name == name))).first():
+                    continue
+                await user_service.create_user(
+                    s, default_rulebook(), name=name, role=role, password=password,
+                    display_name=display, officer_id=officer, actor="hub")
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
 def _check(root: Path, hub_cfg: Path) -> list[tuple[str, str, int, str]]:
     """Every stored segment, re-hashed from the store; returns (device, seq, bytes, path)."""
     from sqlalchemy import select
@@ -140,6 +180,21 @@ def _check(root: Path, hub_cfg: Path) -> list[tuple[str, str, int, str]]:
             raise SystemExit(f"stored clip {path} does not match its hash!")
         out.append((row.device_id, str(row.seq), row.length, str(path)))
     return out
+
+
+def _admin_up(port: int, timeout: float = 60.0) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                if r.status == 200 and "登录" in r.read().decode("utf-8", "replace"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,8 +245,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         spawn("hub", [_bin("lerec-hub"), "--config", str(hub_cfg), "run"])
         print(f"[3/5] starting the admin service on http://127.0.0.1:{admin_port}/")
+        pw_file = root / "admin-password.txt"
+        if not pw_file.exists():
+            pw_file.write_text(f"Demo-{secrets.token_urlsafe(9)}\n")
+            pw_file.chmod(0o600)
+        password = pw_file.read_text().strip()
+        create_users(hub_cfg, password)
         spawn("admin", [_bin("lerec-admin"), "serve", "--config", str(hub_cfg),
-                        "--port", str(admin_port), "--demo"])
+                        "--port", str(admin_port), "--insecure-cookies"])
         print("[4/5] two simulated recorders press record, record ~5 s, press stop, upload")
         recs = [
             spawn(d, [_bin("lerec-recorder"), "--config",
@@ -213,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
             if sealed or spool:
                 print(f"recorder {d} still holds {sealed + spool}")
                 return 1
+        if not _admin_up(admin_port):
+            print(f"the admin service did not answer; see {logs / 'admin.log'}")
+            return 1
         if {s[0] for s in stored} != set(RECORDERS):
             print(f"expected clips from {RECORDERS}, found {stored}")
             return 1
@@ -223,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {device} seq {seq}: {length} bytes  {path}")
         print(f"  clips (content-addressed store): {root / 'hub' / 'store' / 'objects'}")
         print(f"  database (SQLite):               {root / 'hub' / 'lerec.db'}")
-        print(f"  admin page:                      http://127.0.0.1:{admin_port}/  "
-              "(demo users in logs/admin.log)")
+        print(f"  admin page:                      http://127.0.0.1:{admin_port}/")
+        print(f"    log in as wangqiang (承办人), zhoujun (行政机关负责人), wuhong (党政办) ... "
+              f"password: {password}  (also in {pw_file})")
         print(f"  logs:                            {logs}")
         print(f"  broker:                          mqtts://127.0.0.1:{mqtt_port}")
         if args.once:
