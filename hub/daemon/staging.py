@@ -120,8 +120,8 @@ class Transfer:
         return ranges
 
     def write(self, index: int, plaintext: bytes) -> None:
-        os.pwrite(self._data_fd, plaintext, index * self.manifest.chunk_size)
-        os.pwrite(self._have_fd, b"\x01", index)
+        pwrite_all(self._data_fd, plaintext, index * self.manifest.chunk_size)
+        pwrite_all(self._have_fd, b"\x01", index)
         if not self.have[index]:
             self.have[index] = 1
             self.received += 1
@@ -156,6 +156,19 @@ class Transfer:
     def discard(self) -> None:
         self.close()
         remove_transfer(self.root)
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset``. A full disk may accept only part of a write without
+    an error; the rest is retried, which then fails with ENOSPC — a chunk is never marked as
+    received (nor counted in the running hash) unless every byte of it reached the file."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, "no space left for a staged chunk")
+        view = view[n:]
+        offset += n
 
 
 def remove_transfer(root: Path) -> None:

@@ -88,3 +88,34 @@ def test_hub_disk_full_refuses_then_delivers(rig, fleet_factory):
     finally:
         rig.close()
         subprocess.run(["umount", "-l", str(store_dir)], check=False)
+
+
+def test_short_write_on_a_full_disk_never_marks_a_chunk_received(pki, tmp_path):
+    """A full filesystem may accept part of a write without an error. The staged chunk must
+    then fail with ENOSPC and stay missing — before this was handled, the running hash (taken
+    from memory) still matched and a blob with a hole was stored and receipted."""
+    import errno
+
+    from lerec.hub.daemon.staging import Transfer
+    from lerec.protocol import SegmentManifest, decode_signed
+    from support.rig import fake_segment, make_store
+
+    store = make_store(pki, "rec-a", tmp_path / "card", chunk_size=48 * 1024)
+    row = store.seal(fake_segment(store, 200_000))
+    signed = decode_signed(row.manifest, SegmentManifest)
+    disk = tmp_path / "tiny"
+    _mount_tmpfs(disk, "64k")
+    try:
+        t = Transfer.create(disk / "rec-a" / signed.message.segment_id, signed)
+        chunk = b"x" * signed.message.chunk_size
+        t.write(0, chunk)
+        try:
+            t.write(1, chunk)  # only part of it fits
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        else:
+            raise AssertionError("a short write went unnoticed")
+        assert t.has(0) and not t.has(1) and t.missing_ranges()[0][0] == 1
+        t.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
