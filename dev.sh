@@ -43,7 +43,7 @@ setup() {
     extra=dev
     # browser tests, the PostgreSQL pass, the real PyAudio path (built against PortAudio and
     # fed by a PulseAudio null sink), systemd unit checks, shellcheck for the Pi setup script
-    apt_install chromium postgresql build-essential python3-dev portaudio19-dev pulseaudio \
+    apt_install chromium fonts-noto-cjk postgresql build-essential python3-dev portaudio19-dev pulseaudio \
       pulseaudio-utils alsa-utils libasound2-plugins systemd shellcheck
   fi
   local py; py=$(pick_python)

@@ -55,6 +55,7 @@ class EventType(StrEnum):
     DELETION = "deletion"
     ACCESS_REQUEST = "access_request"
     ACCESS_REVOKED = "access_revoked"
+    ACCESS_DENIED = "access_denied"
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
     LOGOUT = "logout"
