@@ -8,12 +8,13 @@ import logging
 
 from lerec.protocol import keys, topics
 
+from ..cases.service import CaseStepSource
 from ..config import HubConfig
 from ..db import make_engine, migrate, sessionmaker
-from ..cases.service import CaseStepSource
 from ..metrics import HubMetrics, refresh_fleet_gauges, serve_metrics
 from ..oversight.hooks import IngestHooks
 from ..rules import default_rulebook
+from ..verify.checkpointer import checkpoint_loop
 from ..storage import BlobStore, open_store
 from .ingest import Ingest
 from .mqtt import MqttBridge, tls_context
@@ -90,3 +91,7 @@ class HubService:
             tg.create_task(self.bridge.serve(self.ingest.handle), name="ingest")
             tg.create_task(self._monitor(), name="fleet-gauges")
             tg.create_task(self.oversight.run_scanner(300), name="oversight-scan")
+            tg.create_task(
+                checkpoint_loop(self.sessions, keys.ed25519_private(self.cfg.signing_key.read_bytes()),
+                                self.cfg.audit.checkpoint_seconds, self.cfg.audit.origin),
+                name="audit-checkpoints")

@@ -114,3 +114,31 @@ def test_ingest_and_receipt_are_in_the_audit_log(rig):
     events = [e for _, e in hub.call(q())]
     assert [e.type.value for e in events] == ["segment_ingested", "receipt_issued"]
     assert events[0].details["manifest_hash"] == row.manifest_hash.hex()
+
+
+def test_daemon_signs_audit_checkpoints(rig):
+    """The daemon's checkpoint task signs the audit log's head (C2SP checkpoint, hub key)."""
+    from lerec.hub.audit import log as audit
+    from lerec.hub.audit.checkpoint import verify_checkpoint
+
+    hub = rig.start_hub(audit={"checkpoint_seconds": 0.5})
+    store, up = rig.recorder("rec-a")
+    store.seal(fake_segment(store, 10_000))
+    with up:
+        assert up.wait_idle(30)
+
+    async def latest():
+        async with hub.service.sessions() as s:
+            return await audit.latest_checkpoint(s), await audit.head(s)
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        note, head = hub.call(latest())
+        if note is not None and head.size >= 2:
+            cp = verify_checkpoint(note, "lerec.local/audit", audit.signer_from_key(
+                keys.ed25519_private(rig.pki.hub_signing_key.read_bytes()),
+                "lerec.local/audit").verifier())
+            if cp.size == head.size:
+                return
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint of the current head was signed")
