@@ -24,16 +24,20 @@ log = logging.getLogger(__name__)
 
 def _settings(args: argparse.Namespace) -> AdminSettings:
     database_url, storage_dir = args.database_url, args.storage_dir
+    extra: dict[str, object] = {}
     if args.config is not None:
         from ..config import HubConfig
 
         cfg = HubConfig.load(args.config)
         database_url = database_url or cfg.database_url
         storage_dir = storage_dir or cfg.storage_dir
+        extra = {"signing_key": cfg.signing_key, "archive_dir": cfg.archive.dir,
+                 "audit_origin": cfg.audit.origin}
     if not database_url or not storage_dir:
         raise SystemExit("请用 --config hub.toml（或 --database-url 与 --storage-dir）指定数据库和存储目录。")
     return AdminSettings(database_url=database_url, storage_dir=Path(storage_dir),
-                         cookie_secure=not getattr(args, "insecure_cookies", False))
+                         cookie_secure=not getattr(args, "insecure_cookies", False),
+                         **extra)  # type: ignore[arg-type]
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ from ..db.cases_models import User
 from ..db.models import Segment
 from ..db.types import utcnow
 from . import pages, views
+from .archiving import build_package
 from .permissions import MATRIX
 from .security import ANON_SESSION, NEED, Ctx, end_session, new_session, set_cookie
 
@@ -313,6 +314,7 @@ async def archive(case_id: int, ctx: Ctx = NEED["case.archive"]) -> dict[str, An
     case = ctx.require_case()
     await service.archive_case(ctx.db, ctx.rb, ctx.require_actor(), case)
     await ctx.db.commit()
+    await build_package(ctx, case.id)
     return views.case_json(ctx.rb, case)
 
 

@@ -24,6 +24,7 @@ from ..cases.snapshot import linked_clips
 from ..db.cases_models import CaseAttachment, User
 from ..db.types import utcnow
 from . import views
+from .archiving import build_package
 from .permissions import MATRIX, ROLES, SCOPED_ROLES, allowed
 from .security import (
     ANON_SESSION,
@@ -402,6 +403,7 @@ async def archive(case_id: int, ctx: Ctx = NEED["case.archive"]) -> Response:
     case = ctx.require_case()
     await service.archive_case(ctx.db, ctx.rb, ctx.require_actor(), case)
     await ctx.db.commit()
+    await build_package(ctx, case.id)
     return back_to(f"/cases/{case.id}")
 
 

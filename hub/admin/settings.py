@@ -25,3 +25,9 @@ class AdminSettings:
     refresh_minutes: int = 60
     #: run Alembic migrations at start
     migrate: bool = True
+    #: hub Ed25519 key: with it, archiving a case also builds its signed BagIt package
+    signing_key: Path | None = None
+    #: where archive packages go (default: <storage_dir>/archives)
+    archive_dir: Path | None = None
+    #: audit log name in checkpoints (must match the hub's)
+    audit_origin: str = "lerec.local/audit"

@@ -60,7 +60,7 @@ async def test_login_without_csrf_token_is_refused(app, client_factory):
     await c.get("/login")
     r = await c.post("/login", data={"username": "handler_a", "password": PASSWORD})
     assert r.status_code == 403 and "CSRF" in r.text
-    rows = await audit_rows(app, "access_request")
+    rows = await audit_rows(app, "access_denied")
     assert rows and rows[-1][4]["reason"] == "csrf"
 
 
