@@ -23,6 +23,6 @@ Audit: logins, failed logins, logouts, every create/change of cases, records, at
 transcripts, links, approvals, archiving and user changes, every clip/attachment download and
 every view (a view is logged once per session and object within five minutes, because a
 browser plays a video through many range requests), and every refused request (event
-``ACCESS_DENIED`` (``outcome: denied`` in the details); earlier logs used ``access_request``
-then; ``login_failed`` for unauthenticated API calls and bad passwords).
+``access_denied`` with the reason in its details; ``login_failed`` for unauthenticated API
+calls and bad passwords).
 """
