@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -70,4 +70,7 @@ async def migrate(engine: AsyncEngine, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` (idempotent). Each domain (ingest, fleet, audit, cases,
     ...) is its own Alembic branch off ``0001``, so the default target is every head."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several hub workers may start at once: one migrates, the others wait.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(741852)"))
         await conn.run_sync(_upgrade, revision)
