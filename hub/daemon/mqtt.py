@@ -86,6 +86,7 @@ class MqttBridge:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         self._session_expiry = session_expiry
         self.client = c
 
@@ -103,6 +104,14 @@ class MqttBridge:
         client.subscribe([(t, 1) for t in self.subscriptions])
         if self.on_state is not None:
             self.on_state(True)
+
+    def _on_subscribe(self, _c: Any, _ud: Any, _mid: Any, codes: Any, _p: Any) -> None:
+        # Ready only once the broker confirmed the subscriptions: before the SUBACK, messages
+        # published to a fresh session would not reach the hub.
+        failed = [c for c in codes if getattr(c, "is_failure", False)]
+        if failed:
+            log.error("broker refused hub subscriptions: %s", failed)
+            return
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._connected.set)
 
