@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import queue
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import queue
 import threading
 import time
 from pathlib import Path
@@ -34,13 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import table
-
-from lerec.deploy.broker import Broker
-from lerec.hub import fleet
-from lerec.hub.db import make_engine, migrate, sessionmaker
-from lerec.protocol import Chunk, Signed, Want, decode_any, encode_message, keys, topics
-from lerec.protocol.codec import sha256
+from common import chunk_payloads, send_window, table, wait_hub_ready
 from support.rig import (
     fake_segment,
     hub_config,
@@ -48,6 +42,11 @@ from support.rig import (
     make_store,
     raw_client,
 )
+
+from lerec.deploy.broker import Broker
+from lerec.hub import fleet
+from lerec.hub.db import make_engine, migrate, sessionmaker
+from lerec.protocol import Signed, Want, decode_any, keys, topics
 
 CHUNK = 256 * 1024
 WINDOW = 16
@@ -73,15 +72,6 @@ done.wait(); f.close(); print("done", flush=True); c.disconnect(); c.loop_stop()
 """
 
 
-def chunk_payloads(store, row) -> list[bytes]:
-    m = store.manifest(row)
-    out = []
-    for i in range(m.chunk_count):
-        data = store.read_chunk(row, i)
-        out.append(encode_message(Chunk(m.device_id, row.segment_id, i, sha256(data), data)))
-    return out
-
-
 def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path) -> float:
     total = sum(len(v) for v in payloads.values())
     sub = subprocess.Popen(
@@ -97,14 +87,7 @@ def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path) -> flo
     time.sleep(0.5)
 
     def send(d: str) -> None:
-        inflight = []
-        topic = topics.device_topic(d, "chunk")
-        for p in payloads[d]:
-            inflight.append(clients[d].publish(topic, p, qos=1))
-            if len(inflight) >= WINDOW:
-                inflight.pop(0).wait_for_publish(60)
-        for info in inflight:
-            info.wait_for_publish(60)
+        send_window(clients[d], topics.device_topic(d, "chunk"), payloads[d], WINDOW)
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=send, args=(d,)) for d in payloads]
@@ -190,7 +173,7 @@ def through_hub(pki, port: int, stores, rows, payloads) -> tuple[float, list[flo
                 c.publish(topics.device_topic(d, "manifest"), row.manifest, qos=1)
                 want = q.get(timeout=120)
                 assert isinstance(want, Want), want
-                send_window(c, topics.device_topic(d, "chunk"), chunks)
+                send_window(c, topics.device_topic(d, "chunk"), chunks, WINDOW)
                 sent = time.perf_counter()
                 receipt = q.get(timeout=300)
                 got = time.perf_counter()
@@ -215,16 +198,6 @@ def through_hub(pki, port: int, stores, rows, payloads) -> tuple[float, list[flo
     if errors:
         raise errors[0]
     return elapsed, latencies
-
-
-def send_window(client, topic: str, payloads: list[bytes]) -> None:
-    inflight = []
-    for p in payloads:
-        inflight.append(client.publish(topic, p, qos=1))
-        if len(inflight) >= WINDOW:
-            inflight.pop(0).wait_for_publish(120)
-    for info in inflight:
-        info.wait_for_publish(120)
 
 
 def main() -> None:
@@ -253,7 +226,7 @@ def main() -> None:
         base = baseline(pki, broker.port, flat, root / "baseline.bin")
         hub = start_hub(pki, broker.port, root / "hub", devices)
         try:
-            wait_ready(pki, broker.port, devices[0])
+            wait_hub_ready(pki, broker.port, devices[0])
             hub_time, latencies = through_hub(pki, broker.port, stores, rows, payloads)
         finally:
             hub.terminate()
@@ -272,22 +245,6 @@ def main() -> None:
     print(table(rows_out, header))
     print(f"throughput ratio hub/bare = {base / hub_time:.2f}  (target >= 0.8)")
     shutil.rmtree(root, ignore_errors=True)
-
-
-def wait_ready(pki, port: int, device: str) -> None:
-    c = raw_client(pki, device, port, client_id="bench-probe")
-    got = []
-    c.on_message = lambda cl, u, m: got.append(m.payload)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    c.subscribe(topics.hub_topic(device, "reply"), qos=1)
-    deadline = time.monotonic() + 60
-    while not got and time.monotonic() < deadline:
-        c.publish(topics.device_topic(device, "manifest"), b"probe", qos=1)
-        time.sleep(0.5)
-    c.disconnect()
-    c.loop_stop()
-    assert got, "hub did not come up"
 
 
 if __name__ == "__main__":

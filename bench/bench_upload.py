@@ -27,32 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-from common import median, table, workdir
-
-from lerec.deploy.broker import Broker
-from lerec.protocol import Chunk, Signed, Want, decode_any, encode_message, keys, topics
-from lerec.protocol.codec import sha256
+from common import chunk_payloads, median, send_window, table, wait_hub_ready, workdir
 from support.rig import fake_segment, hub_config, make_pki, make_store, raw_client
 
-
-def chunk_payloads(store, row) -> list[bytes]:
-    m = store.manifest(row)
-    out = []
-    for i in range(m.chunk_count):
-        data = store.read_chunk(row, i)
-        out.append(encode_message(Chunk(m.device_id, row.segment_id, i, sha256(data), data)))
-    return out
-
-
-def send(pub, topic: str, payloads: list[bytes], window: int = 16) -> None:
-    """The one sender both paths use: QoS 1, at most ``window`` unacknowledged publishes."""
-    inflight = []
-    for p in payloads:
-        inflight.append(pub.publish(topic, p, qos=1))
-        if len(inflight) >= window:
-            inflight.pop(0).wait_for_publish(60)
-    for info in inflight:
-        info.wait_for_publish(60)
+from lerec.deploy.broker import Broker
+from lerec.protocol import Signed, Want, decode_any, keys, topics
 
 
 def connect(pki, identity: str, port: int, client_id: str):
@@ -74,7 +53,7 @@ def baseline(pki, port: int, device: str, payloads: list[bytes], out_dir: Path, 
     pub = connect(pki, device, port, f"bench-base-{r}")
     time.sleep(0.3)
     t0 = time.perf_counter()
-    send(pub, topic, payloads)
+    send_window(pub, topic, payloads)
     line = sub.stdout.readline().split()
     elapsed = time.perf_counter() - t0
     assert line and line[0] == "done", line
@@ -112,25 +91,7 @@ client_id = "{client_id}"
                        check=True, capture_output=True)
     proc = subprocess.Popen([hub_bin, "--config", str(root / "hub.toml"), "run"],
                             stdout=open(root / "hub.log", "wb"), stderr=subprocess.STDOUT)
-    # Ready when it answers: probe with a heartbeat-free ping (a malformed manifest is
-    # refused with a reply), so timing never includes the hub's start-up.
     return proc
-
-
-def wait_hub_ready(pki, port: int, device: str, r: int) -> None:
-    c = raw_client(pki, device, port, client_id=f"bench-probe-{r}")
-    got = []
-    c.on_message = lambda cl, u, m: got.append(m.payload)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    c.subscribe(topics.hub_topic(device, "reply"), qos=1)
-    deadline = time.monotonic() + 60
-    while not got and time.monotonic() < deadline:
-        c.publish(topics.device_topic(device, "manifest"), b"probe", qos=1)
-        time.sleep(0.5)
-    c.disconnect()
-    c.loop_stop()
-    assert got, "hub did not come up"
 
 
 def through_hub(pki, port: int, store, row, payloads: list[bytes], r: int) -> float:
@@ -148,7 +109,7 @@ def through_hub(pki, port: int, store, row, payloads: list[bytes], r: int) -> fl
     pub.publish(topics.device_topic(device, "manifest"), row.manifest, qos=1)
     want = replies.get(timeout=60)
     assert isinstance(want, Want), want
-    send(pub, topics.device_topic(device, "chunk"), payloads)
+    send_window(pub, topics.device_topic(device, "chunk"), payloads)
     receipt = replies.get(timeout=300)
     elapsed = time.perf_counter() - t0
     assert isinstance(receipt, Signed), receipt
@@ -172,13 +133,13 @@ def main() -> None:
     with Broker(pki, root / "broker") as broker:
         for r in range(args.rounds):
             store = make_store(pki, "rec-a", root / f"rec-{r}", chunk_size=1024 * 1024)
-            row = store.seal(fake_segment(store, size, start=dt.datetime.now(dt.timezone.utc)))
+            row = store.seal(fake_segment(store, size, start=dt.datetime.now(dt.UTC)))
             payloads = chunk_payloads(store, row)
             base_times.append(baseline(pki, broker.port, "rec-a", payloads, root, r))
             hub = hub_process(pki, broker.port, root / f"hub-{r}", f"lerec-hub-bench-{r}",
                               ("rec-a",))
             try:
-                wait_hub_ready(pki, broker.port, "rec-a", r)
+                wait_hub_ready(pki, broker.port, "rec-a", f"bench-probe-{r}")
                 hub_times.append(through_hub(pki, broker.port, store, row, payloads, r))
             finally:
                 hub.terminate()

@@ -11,13 +11,61 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # reuse the test rig (real broker, hub, recorders)
 
 
+def chunk_payloads(store, row) -> list[bytes]:
+    """The encoded chunk messages of a sealed segment, as a recorder would send them."""
+    from lerec.protocol import Chunk, encode_message
+    from lerec.protocol.codec import sha256
+
+    m = store.manifest(row)
+    out = []
+    for i in range(m.chunk_count):
+        data = store.read_chunk(row, i)
+        out.append(encode_message(Chunk(m.device_id, row.segment_id, i, sha256(data), data)))
+    return out
+
+
+def send_window(client, topic: str, payloads: list[bytes], window: int = 16) -> None:
+    """The one sender every path uses: QoS 1, at most ``window`` unacknowledged publishes."""
+    inflight = []
+    for p in payloads:
+        inflight.append(client.publish(topic, p, qos=1))
+        if len(inflight) >= window:
+            inflight.pop(0).wait_for_publish(120)
+    for info in inflight:
+        info.wait_for_publish(120)
+
+
+def wait_hub_ready(pki, port: int, device: str, client_id: str = "bench-probe") -> None:
+    """Block until the hub answers (a malformed manifest is refused with a reply), so no
+    timing includes the hub's start-up."""
+    import time
+
+    from support.rig import raw_client
+
+    from lerec.protocol import topics
+
+    c = raw_client(pki, device, port, client_id=client_id)
+    got: list[bytes] = []
+    c.on_message = lambda cl, u, m: got.append(m.payload)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.subscribe(topics.hub_topic(device, "reply"), qos=1)
+    deadline = time.monotonic() + 60
+    while not got and time.monotonic() < deadline:
+        c.publish(topics.device_topic(device, "manifest"), b"probe", qos=1)
+        time.sleep(0.5)
+    c.disconnect()
+    c.loop_stop()
+    assert got, "hub did not come up"
+
+
 def workdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"lerec-bench-{prefix}-"))
 
 
 def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
 
 
