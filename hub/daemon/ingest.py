@@ -44,11 +44,11 @@ from lerec.protocol import (
     topics,
 )
 from lerec.protocol.envelope import Opener
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from ..audit.entries import EventType
-from ..audit.log import record_event
+from ..audit.log import record_events
 from ..db.models import Device, Rejection, Segment
 from ..db.types import from_ms, to_ms, utcnow
 from ..errors import StorageError, StorageFull
@@ -66,6 +66,15 @@ Publish = Callable[[str, bytes], Awaitable[None]]
 REVOCATION_TTL = 1.0
 #: Longest wait for another worker's lock on a transfer before asking the recorder to retry.
 LOCK_WAIT = 30.0
+
+
+def _active_key(dev: Device | None, device_id: str) -> Ed25519PublicKey:
+    """The signing key of an enrolled, unrevoked recorder; refused otherwise."""
+    if dev is None:
+        raise Refused("unknown_device", f"recorder {device_id} is not enrolled", fatal=True)
+    if dev.revoked_at is not None:
+        raise Refused("revoked", f"recorder {device_id} was revoked", fatal=True)
+    return Ed25519PublicKey.from_public_bytes(dev.signing_key)
 
 
 class Refused(Exception):
@@ -163,12 +172,7 @@ class Ingest:
 
     async def _device_key(self, device_id: str) -> Ed25519PublicKey:
         async with self.sessions() as s:
-            dev = await s.get(Device, device_id)
-        if dev is None:
-            raise Refused("unknown_device", f"recorder {device_id} is not enrolled", fatal=True)
-        if dev.revoked_at is not None:
-            raise Refused("revoked", f"recorder {device_id} was revoked", fatal=True)
-        return Ed25519PublicKey.from_public_bytes(dev.signing_key)
+            return _active_key(await s.get(Device, device_id), device_id)
 
     async def _check_active(self, device_id: str) -> None:
         """Revocation check on the chunk path, cached for ``REVOCATION_TTL`` seconds (a
@@ -185,17 +189,17 @@ class Ingest:
         signed = decode_signed(payload, SegmentManifest)
         m = signed.message
         topics.check_same_device(where, m.device_id)
-        signed.verify(await self._device_key(m.device_id))
-        if m.encryption is not None:
-            Opener(self.box_key, m.encryption, m.segment_id)  # wrong recipient -> EnvelopeError
-
-        async with self.sessions() as s:
-            existing = await s.get(Segment, m.segment_id)
-            same_seq = (
-                await s.execute(
-                    select(Segment).where(Segment.device_id == m.device_id, Segment.seq == m.seq)
-                )
-            ).scalar_one_or_none()
+        async with self.sessions() as s:  # one session: the key, then what is stored
+            signed.verify(_active_key(await s.get(Device, m.device_id), m.device_id))
+            if m.encryption is not None:
+                Opener(self.box_key, m.encryption, m.segment_id)  # wrong recipient -> refused
+            stored = (await s.execute(select(Segment).where(or_(
+                Segment.segment_id == m.segment_id,
+                and_(Segment.device_id == m.device_id, Segment.seq == m.seq),
+            )))).scalars().all()
+        existing = next((r for r in stored if r.segment_id == m.segment_id), None)
+        same_seq = next((r for r in stored
+                         if r.device_id == m.device_id and r.seq == m.seq), None)
         key = (m.device_id, m.segment_id)
         if existing is not None or same_seq is not None:
             await self._answer_stored(key, signed, existing, same_seq)
@@ -444,6 +448,8 @@ class Ingest:
         except Refused:
             entry.transfer.discard()
             raise
+        # (checked again in the transaction that records the segment, which is what counts;
+        # this early check only spares the store a blob no row will ever point to)
         try:
             if consumed:
                 ref = ref_for(digest.hex())
@@ -469,9 +475,13 @@ class Ingest:
         )
         try:
             async with self.sessions() as s, s.begin():
+                _active_key(await s.get(Device, m.device_id), m.device_id)
                 s.add(row)
                 await s.flush()
                 await self._audit_stored(s, m, signed.digest, ref)
+        except Refused:
+            entry.transfer.discard()  # revoked between the check above and this transaction
+            raise
         except DBIntegrityError:
             # Another worker stored it first (shared subscriptions): answer with its receipt.
             async with self.sessions() as s:
@@ -509,14 +519,16 @@ class Ingest:
         self, s: Any, m: SegmentManifest, manifest_hash: bytes, ref: str
     ) -> None:
         subjects = (f"segment:{m.segment_id}", f"device:{m.device_id}")
-        await record_event(s, EventType.SEGMENT_INGESTED, f"device:{m.device_id}", subjects, {
-            "seq": m.seq, "sha256": m.sha256.hex(), "length": m.length, "stored_ref": ref,
-            "manifest_hash": manifest_hash.hex(), "officer_id": m.officer_id,
-            "important": m.important, "recovered": m.recovered, "clock": m.clock.state,
-        })
-        await record_event(s, EventType.RECEIPT_ISSUED, f"hub:{self.hub_id}", subjects, {
-            "manifest_hash": manifest_hash.hex(),
-        })
+        await record_events(s, [
+            (EventType.SEGMENT_INGESTED, f"device:{m.device_id}", subjects, {
+                "seq": m.seq, "sha256": m.sha256.hex(), "length": m.length, "stored_ref": ref,
+                "manifest_hash": manifest_hash.hex(), "officer_id": m.officer_id,
+                "important": m.important, "recovered": m.recovered, "clock": m.clock.state,
+            }, None),
+            (EventType.RECEIPT_ISSUED, f"hub:{self.hub_id}", subjects, {
+                "manifest_hash": manifest_hash.hex(),
+            }, None),
+        ])
 
     # -- heartbeats --------------------------------------------------------------------------
 

@@ -3,15 +3,24 @@ PostgreSQL. Schema is managed only by Alembic migrations, applied by :func:`migr
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from importlib import resources
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    AsyncSessionTransaction,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 def sqlite_url(path: Path) -> str:
@@ -48,8 +57,93 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+class WriteGate:
+    """One ``async with session.begin()`` transaction at a time per process and event loop.
+
+    SQLite has a single writer. Without the gate, concurrent transactions of one process
+    (twenty recorders finishing segments at once, the oversight hooks behind them) wait for
+    the file lock in SQLite's busy handler, which *sleeps* in steps of up to 100 ms and so
+    turns a contended millisecond commit into tenths of seconds of receipt latency. Queued on
+    an asyncio lock instead, the next writer starts the moment the previous one commits.
+    Re-entrant per task (a transaction that opens another session does not deadlock), FIFO,
+    and only a performance measure: other processes are still serialised by SQLite itself
+    (``busy_timeout``)."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary())
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    async def acquire(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            self._depth += 1
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        await lock.acquire()
+        self._owner, self._depth = task, 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
+        self._owner = None
+        self._locks[asyncio.get_running_loop()].release()
+
+
+class _GatedBegin:
+    """``AsyncSessionTransaction`` behind a :class:`WriteGate` (``async with`` form; a bare
+    ``await session.begin()`` is passed through ungated)."""
+
+    def __init__(self, gate: WriteGate, inner: AsyncSessionTransaction) -> None:
+        self.gate, self.inner = gate, inner
+
+    async def __aenter__(self) -> AsyncSessionTransaction:
+        await self.gate.acquire()
+        try:
+            return await self.inner.__aenter__()
+        except BaseException:
+            self.gate.release()
+            raise
+
+    async def __aexit__(self, t: type[BaseException] | None, v: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self.inner.__aexit__(t, v, tb)
+        finally:
+            self.gate.release()
+
+    def __await__(self) -> Any:
+        return self.inner.__await__()
+
+
+class GatedSession(AsyncSession):
+    """An :class:`AsyncSession` whose ``begin()`` blocks queue on the engine's
+    :class:`WriteGate`."""
+
+    gate: WriteGate
+
+    def begin(self) -> Any:
+        return _GatedBegin(self.gate, super().begin())
+
+
+_gates: weakref.WeakKeyDictionary[Any, type[GatedSession]] = weakref.WeakKeyDictionary()
+
+
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions of ``engine``; on SQLite, write transactions of this process share one
+    :class:`WriteGate` (all session factories of the same engine share it)."""
+    if engine.dialect.name != "sqlite":
+        return async_sessionmaker(engine, expire_on_commit=False)
+    cls = _gates.get(engine.sync_engine)
+    if cls is None:
+        cls = _gates[engine.sync_engine] = type(
+            "GatedSession", (GatedSession,), {"gate": WriteGate()})
+    return async_sessionmaker(engine, class_=cls, expire_on_commit=False)
 
 
 def alembic_config() -> Config:

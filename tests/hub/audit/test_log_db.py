@@ -92,3 +92,41 @@ async def test_subject_search_and_spaces_refused(sessions):
     with pytest.raises(ValueError):
         async with sessions() as s, s.begin():
             await audit.record_event(s, EventType.VIEW, "user:a", ["case 1"])
+
+
+async def test_batched_append_equals_one_by_one(sessions, tmp_path):
+    """record_events appends several events in four statements; the log it leaves is the
+    same tree, entry for entry, as appending them one at a time."""
+    import datetime as dt
+
+    from sqlalchemy import event
+
+    at = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
+    specs = [(EventType.VIEW, "user:alice", [f"case:{i}"], {"n": i}, at) for i in range(16)]
+    async with sessions() as s, s.begin():
+        assert await audit.record_events(s, specs[:5]) == list(range(5))
+    statements: list[str] = []
+
+    def count(*a):
+        statements.append(a[2])
+
+    async with sessions() as s, s.begin():
+        conn = await s.connection()
+        event.listen(conn.sync_connection, "before_cursor_execute", count)
+        assert await audit.record_events(s, specs[5:]) == list(range(5, 16))
+        event.remove(conn.sync_connection, "before_cursor_execute", count)
+    assert len(statements) == 4, statements
+    other = make_engine(sqlite_url(tmp_path / "one-by-one.db"))
+    await migrate(other)
+    one = sessionmaker(other)
+    for spec in specs:
+        async with one() as s1, s1.begin():
+            await audit.record_event(s1, *spec)
+    async with sessions() as s, one() as s1:
+        head = await audit.head(s)
+        assert head == await audit.head(s1) and head.size == 16
+        for i in range(16):
+            proof = await audit.prove_inclusion(s, i, head.size)
+            leaf = hash_leaf(bytes((await audit.entries(s, start=i, limit=1))[0][1].encode()))
+            verify_inclusion(i, head.size, leaf, proof, head.root)
+    await other.dispose()

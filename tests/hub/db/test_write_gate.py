@@ -1,0 +1,75 @@
+"""SQLite write transactions of one process queue on an asyncio gate instead of sleeping in
+SQLite's busy handler (hub/db/engine.py, WriteGate)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+
+from lerec.hub.db import make_engine, migrate, sessionmaker, sqlite_url
+from lerec.hub.db.engine import GatedSession, WriteGate
+
+
+async def test_write_transactions_are_serialised_in_arrival_order(tmp_path):
+    engine = make_engine(sqlite_url(tmp_path / "g.db"))
+    await migrate(engine)
+    sessions = sessionmaker(engine)
+    assert issubclass(sessions.class_, GatedSession)
+    assert sessionmaker(engine).class_ is sessions.class_  # one gate per engine
+    inside, order = 0, []
+    most = 0
+
+    async def writer(i: int) -> None:
+        nonlocal inside, most
+        async with sessions() as s, s.begin():
+            inside += 1
+            most = max(most, inside)
+            order.append(i)
+            await s.execute(text("CREATE TABLE IF NOT EXISTS t (i INTEGER)"))
+            await s.execute(text("INSERT INTO t VALUES (:i)"), {"i": i})
+            await asyncio.sleep(0.01)  # the transaction stays open across awaits
+            inside -= 1
+
+    tasks = []
+    for i in range(20):
+        tasks.append(asyncio.create_task(writer(i)))
+        await asyncio.sleep(0)  # arrival order = i
+    await asyncio.gather(*tasks)
+    assert most == 1 and order == list(range(20))
+    async with sessions() as s:
+        assert (await s.execute(text("SELECT count(*) FROM t"))).scalar_one() == 20
+    await engine.dispose()
+
+
+async def test_gate_is_reentrant_within_a_task_and_released_on_error(tmp_path):
+    engine = make_engine(sqlite_url(tmp_path / "g.db"))
+    await migrate(engine)
+    sessions = sessionmaker(engine)
+
+    async def nested() -> None:
+        async with sessions() as s, s.begin():
+            await s.execute(text("SELECT 1"))
+            async with sessions() as s2, s2.begin():  # would deadlock on a plain lock
+                await s2.execute(text("SELECT 1"))
+
+    await asyncio.wait_for(nested(), 5)
+
+    try:
+        async with sessions() as s, s.begin():
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    await asyncio.wait_for(nested(), 5)  # the failed transaction released the gate
+    await engine.dispose()
+
+
+def test_gate_works_across_event_loops():
+    gate = WriteGate()
+
+    async def use() -> None:
+        await gate.acquire()
+        gate.release()
+
+    asyncio.run(use())
+    asyncio.run(use())  # a second loop gets its own lock
