@@ -1,7 +1,9 @@
-"""Archiving case files (第二十八条): self-verifying BagIt packages, numbering, case locks."""
+"""Archiving case files (第二十八条): self-verifying BagIt packages with an HTML and a PDF
+index, numbering, case locks."""
 
 from .model import Attachment, CaseFile, LinkedSegment, Transcript
 from .numbering import DEFAULT_PATTERN, Numbering
+from .pdfindex import FontMissing, PdfFont
 from .service import (
     ArchiveError,
     ArchiveResult,
@@ -15,6 +17,6 @@ from .service import (
 
 __all__ = [
     "DEFAULT_PATTERN", "ArchiveError", "ArchiveResult", "Attachment", "CaseFile", "CaseLocked",
-    "LinkedSegment", "Numbering", "Transcript", "archive_deadline_for", "build_archive",
-    "ensure_unlocked", "get_archive", "is_locked",
+    "FontMissing", "LinkedSegment", "Numbering", "PdfFont", "Transcript", "archive_deadline_for",
+    "build_archive", "ensure_unlocked", "get_archive", "is_locked",
 ]

@@ -3,7 +3,9 @@ run at archive time on the staged package and stored inside it (JSON + HTML).
 
 The cryptographic checks are the offline verifier's own (:mod:`lerec.hub.verify.archivecheck`)
 so that what was checked at archiving is exactly what a court's expert re-checks later;
-usability adds decoding every media file with PyAV, security adds file-type and path checks.
+usability adds decoding every media file with PyAV and the human-readable indexes (the PDF
+index's font coverage comes from :func:`.pdfindex.coverage_item`), security adds file-type and
+path checks.
 """
 
 from __future__ import annotations

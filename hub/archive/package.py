@@ -4,6 +4,8 @@ Layout (all under ``data/``)::
 
     case.json                      case metadata and records (第六条–第二十五条), as given
     index.html                     human-readable index in Chinese
+    index.pdf                      the same index as PDF (A4, page numbers, embedded font
+                                   subset; see :mod:`.pdfindex`), written after the 四性检测
     attachments/<name>             documents of the case
     segments/<segment>.<ext>       the stored media, byte for byte
     segments/<segment>.manifest.cbor / .receipt.cbor   device-signed manifest, hub receipt
@@ -40,7 +42,7 @@ from lerec.protocol import SegmentManifest, decode_signed
 
 from ..verify import archivecheck
 from ..verify.findings import Report
-from . import fourcheck
+from . import fourcheck, pdfindex
 from .model import CaseFile
 
 ALGORITHMS = ("sha256", "sha512")
@@ -97,8 +99,9 @@ def _hash_files(root: Path, rels: Iterable[str], threads: int = 2
 
 def stage(case: CaseFile, data: Path, blob_path: Callable[[str], Path], *, archive_no: str,
           archived_by: str, archived_at: dt.datetime, device_keys: dict[str, Ed25519PublicKey],
-          hub_key: Ed25519PublicKey, audit: AuditMaterial) -> None:
-    """Write the payload of the package into ``data``."""
+          hub_key: Ed25519PublicKey, audit: AuditMaterial) -> list[dict[str, Any]]:
+    """Write the payload of the package into ``data`` (all but the 四性检测 report and the PDF
+    index, which need it checked); return the rows of ``segments.json``."""
     (data / "segments").mkdir(parents=True)
     segs: list[dict[str, Any]] = []
     transcripts = {t.segment_id: t for t in case.transcripts}
@@ -165,6 +168,7 @@ def stage(case: CaseFile, data: Path, blob_path: Callable[[str], Path], *, archi
         (data / f"keys/devices/{device}.pub").write_bytes(_pem(key))
     (data / "index.html").write_text(index_html(case, segs, archive_no, archived_at, audit),
                                      "utf-8")
+    return segs
 
 
 def index_html(case: CaseFile, segs: list[dict[str, Any]], archive_no: str,
@@ -189,6 +193,7 @@ def index_html(case: CaseFile, segs: list[dict[str, Any]], archive_no: str,
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #999;padding:4px 8px;text-align:left}}</style></head><body>
 <h1>行政执法案卷 {e(archive_no)}</h1>
+<p>可打印的 PDF 版目录：<a href="index.pdf">index.pdf</a></p>
 <p>案件编号 {e(case.case_id)} · 执行终结 {e(str(case.execution_ended_at))} ·
 归档时间 {e(archived_at.isoformat())} · 密级 {e(', '.join(case.confidentiality) or '无')}</p>
 <h2>案件信息</h2><table>{meta}</table>
@@ -232,15 +237,20 @@ def build_package(case: CaseFile, dest: Path, blob_path: Callable[[str], Path], 
                   archive_no: str,
                   archived_by: str, archived_at: dt.datetime,
                   device_keys: dict[str, Ed25519PublicKey], hub_key: Ed25519PublicKey,
-                  audit: AuditMaterial, threads: int = 2) -> Built:
-    """Stage, check (四性) and bag the package at ``dest`` (which must not exist)."""
+                  audit: AuditMaterial, threads: int = 2,
+                  pdf_font: pdfindex.PdfFont | None = None) -> Built:
+    """Stage, check (四性) and bag the package at ``dest`` (which must not exist).
+
+    Raises :class:`~.pdfindex.FontMissing` before writing anything if there is no Chinese
+    font for the PDF index (``pdf_font``, else one of :data:`~.pdfindex.KNOWN_FONTS`)."""
     dest = Path(dest)
+    font = pdfindex.find_font(pdf_font)
     work = dest.with_name(dest.name + ".partial")
     if work.exists():
         shutil.rmtree(work)
     data = work / "data"
-    stage(case, data, blob_path, archive_no=archive_no, archived_by=archived_by,
-          archived_at=archived_at, device_keys=device_keys, hub_key=hub_key, audit=audit)
+    segs = stage(case, data, blob_path, archive_no=archive_no, archived_by=archived_by,
+                 archived_at=archived_at, device_keys=device_keys, hub_key=hub_key, audit=audit)
     rels = sorted(str(p.relative_to(work)) for p in data.rglob("*") if p.is_file())
     digests = _hash_files(work, rels, threads)
 
@@ -260,12 +270,19 @@ def build_package(case: CaseFile, dest: Path, blob_path: Callable[[str], Path], 
     fourcheck.metadata(data, four)
     fourcheck.usability(data, four)
     fourcheck.security(work, four, case.confidentiality)
+    index = pdfindex.IndexContent(
+        archive_no=archive_no, case=case, segments=segs,
+        file_sha256={rel: d["sha256"] for rel, (d, _n) in digests.items()},
+        archived_at=archived_at, archived_by=archived_by, audit_entries=len(audit.entries),
+        tree_size=audit.tree_size, hub_vkey=audit.hub_vkey, four=four)
+    four.items.append(pdfindex.coverage_item(font, index))
     (data / "report").mkdir()
     (data / "report/four-properties.json").write_bytes(_json(four.to_json()))
     (data / "report/four-properties.html").write_text(
         fourcheck.render_html(four, archive_no), "utf-8")
+    (data / "index.pdf").write_bytes(pdfindex.render(font, index))  # shows the report's summary
     digests.update(_hash_files(work, ["data/report/four-properties.json",
-                                      "data/report/four-properties.html"], 1))
+                                      "data/report/four-properties.html", "data/index.pdf"], 1))
     _write_bag(work, digests, {
         "Source-Organization": str(case.metadata.get("org", "")),
         "External-Identifier": archive_no,

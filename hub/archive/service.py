@@ -5,7 +5,8 @@ For the cases/admin side:
 - :func:`archive_deadline_for` — last day to archive after execution ended (30 days);
 - :func:`is_locked` — call before ANY change to a case; an archived case is locked for good
   (corrections afterwards are new, audited records, never edits);
-- :func:`build_archive` — build, check and store the package, lock the case, log ``archive``;
+- :func:`build_archive` — build, check and store the package, lock the case, log ``archive``
+  (the package holds a PDF index too, which needs a Chinese font: see :mod:`.pdfindex`);
 - :func:`get_archive` — the archive row of a case, if archived.
 """
 
@@ -38,6 +39,7 @@ from .blobs import local_files
 from .model import CaseFile
 from .numbering import Numbering, allocate, folder_name
 from .package import AuditMaterial, Built, build_package
+from .pdfindex import FontMissing, PdfFont, find_font
 
 log = logging.getLogger(__name__)
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -138,10 +140,12 @@ async def build_archive(
     numbering: Numbering = DEFAULT_NUMBERING,
     origin: str = audit.DEFAULT_ORIGIN,
     now: dt.datetime | None = None,
+    pdf_font: PdfFont | None = None,
 ) -> ArchiveResult:
     """Archive ``case``: allocate its number, build and check the package, lock the case and
     log an ``archive`` event. Raises :class:`ArchiveError` (already archived, execution not
-    ended, unknown device, missing media) before anything is written.
+    ended, unknown device, missing media, no Chinese font for the PDF index: ``pdf_font`` or
+    one of :data:`~.pdfindex.KNOWN_FONTS`) before anything is written.
 
     The package holds the audit entries up to a checkpoint signed just before it is built;
     the ``archive`` event itself (with the package's SHA-256) comes after, in the live log,
@@ -164,6 +168,10 @@ async def build_archive(
         if not await store.exists(link.stored_ref):
             raise ArchiveError(case.case_id, f"the stored media of segment {link.segment_id} "
                                f"({link.stored_ref}) is missing; run lerec-verify store")
+    try:
+        font = await asyncio.to_thread(find_font, pdf_font)
+    except FontMissing as exc:
+        raise ArchiveError(case.case_id, str(exc)) from exc
     year = now.astimezone(LOCAL_TZ).year
     case_type = str(case.metadata.get("case_type", "执法"))
     async with sessions() as s, s.begin():
@@ -181,7 +189,7 @@ async def build_archive(
         built: Built = await asyncio.to_thread(
             build_package, case, dest, blob_path, archive_no=archive_no,
             archived_by=archived_by, archived_at=now, device_keys=device_keys,
-            hub_key=hub_key.public_key(), audit=material)
+            hub_key=hub_key.public_key(), audit=material, pdf_font=font)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     ref = f"bag:{dest.name}"
