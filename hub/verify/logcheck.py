@@ -213,10 +213,17 @@ def _time_text(at: Any) -> str:
     return format_time(at if at.tzinfo else at.replace(tzinfo=dt.UTC))
 
 
-def _column_findings(report: Report, rows: list[Any]) -> None:
-    """The search columns must say what the canonical data says. Fast path: the exact bytes
-    the canonical encoding would start and end with; anything else is decoded and compared."""
-    for idx, data, at, typ, actor, subjects in rows:
+def _column_findings(report: Report, idxs: Iterable[int], rows: Iterable[Any]) -> None:
+    """The search columns must say what the canonical data says. ``rows`` are
+    ``(data, at, type, actor, subjects)`` of the entries ``idxs``. Fast path (SQLite's text
+    times): the exact bytes the canonical encoding would start and end with; anything else is
+    decoded and compared field by field."""
+    for idx, (data, at, typ, actor, subjects) in zip(idxs, rows):
+        if at.__class__ is str and data.startswith(('{"actor":"%s",' % actor).encode()) and \
+                data.endswith(('"subjects":[%s],"time":"%sT%sZ","type":"%s","v":1}' % (
+                    '"%s"' % subjects.replace(" ", '","') if subjects else "",
+                    at[:10], at[11:23], typ)).encode()):
+            continue
         t = _time_text(at)
         subj = '","'.join(subjects.split(" ")) if subjects else None
         expect_tail = (f'"subjects":["{subj}"],' if subj is not None else '"subjects":[],') + (
@@ -343,8 +350,10 @@ def _verify_range(conn: Reader, start: int, end: int, batch: int,
     report = Report("range")
     run = _Pass(conn, report, needed)
     k = batch.bit_length() - 1
-    sqlite_columns = check_columns and conn.sqlite is not None
-    cols = ", at, type, actor, subjects" if check_columns and not sqlite_columns else ""
+    # The search columns come in the same scan as the data and are compared in Python
+    # (measured: ~1 µs a row, against ~2 µs for rebuilding the expected bytes in SQL plus a
+    # second scan of the table).
+    cols = ", at, type, actor, subjects" if check_columns else ""
     tops: list[bytes] = []
     for lo in range(start, end, batch):
         hi = min(lo + batch, end)
@@ -352,42 +361,21 @@ def _verify_range(conn: Reader, start: int, end: int, batch: int,
                         "ORDER BY idx", lo, hi)
         if len(rows) == hi - lo:  # idx is the primary key: the range is complete
             leaves = hash_leaves(list(map(itemgetter(0), rows)))
-            colrows = [(lo + i, *r) for i, r in enumerate(rows)] if cols else []
+            if cols:
+                _column_findings(report, range(lo, hi), rows)
         else:
             rows = conn.all(f"SELECT idx, data{cols} FROM audit_entries WHERE idx >= ? "
                             "AND idx < ? ORDER BY idx", lo, hi)
             items = _fill_gaps(run, report, lo, hi, [r[0] for r in rows], [r[1] for r in rows])
             hashed = iter(hash_leaves([d for raw, d in items if raw]))
             leaves = [next(hashed) if raw else d for raw, d in items]
-            colrows = list(rows) if cols else []
+            if cols:
+                _column_findings(report, [r[0] for r in rows], [r[1:] for r in rows])
         report.ok("entry", len(rows))
         top = run.climb(0, lo, leaves, k)
         if hi - lo == batch:
             tops.append(top[0])
-        if sqlite_columns:
-            _sqlite_column_findings(conn, report, lo, hi)
-        elif check_columns:
-            _column_findings(report, colrows)
     return tops, run.found, report, end - start
-
-
-# The search columns, rebuilt in SQL as the bytes the canonical entry must start and end with
-# (C speed; only disagreeing rows come back to Python, which decodes them to name the field).
-_TAIL = ("CAST('\"subjects\":' || CASE WHEN subjects = '' THEN '[]' ELSE '[\"' || "
-         "replace(subjects, ' ', '\",\"') || '\"]' END || ',\"time\":\"' || "
-         "substr(at, 1, 10) || 'T' || substr(at, 12, 12) || 'Z\",\"type\":\"' || type || "
-         "'\",\"v\":1}' AS BLOB)")
-_SQLITE_COLUMNS = (
-    "SELECT idx, data, at, type, actor, subjects FROM audit_entries "
-    "WHERE idx >= ? AND idx < ? AND ("
-    "substr(data, 1, 11 + length(CAST(actor AS BLOB))) != "
-    "CAST('{\"actor\":\"' || actor || '\"' AS BLOB) "
-    f"OR substr(data, length(data) - length({_TAIL}) + 1) != {_TAIL})"
-)
-
-
-def _sqlite_column_findings(conn: Reader, report: Report, lo: int, hi: int) -> None:
-    _column_findings(report, conn.all(_SQLITE_COLUMNS, lo, hi))
 
 
 def _fill_gaps(run: _Pass, report: Report, start: int, end: int, idxs: list[int],
