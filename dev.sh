@@ -38,13 +38,15 @@ pick_python() {
 
 setup() {
   local extra=sim,hub
-  apt_install mosquitto ca-certificates
+  # the Chinese font is embedded in each case archive's PDF index (hub/archive/pdfindex.py)
+  apt_install mosquitto ca-certificates fonts-noto-cjk
   if [ "${1:-}" = "test" ]; then
     extra=dev
     # browser tests, the PostgreSQL pass, the real PyAudio path (built against PortAudio and
     # fed by a PulseAudio null sink), systemd unit checks, shellcheck for the Pi setup script
-    apt_install chromium fonts-noto-cjk postgresql build-essential python3-dev portaudio19-dev pulseaudio \
-      pulseaudio-utils alsa-utils libasound2-plugins systemd shellcheck
+    # poppler-utils: pdftotext/pdffonts read the archive's PDF index back in its tests
+    apt_install chromium postgresql build-essential python3-dev portaudio19-dev pulseaudio \
+      pulseaudio-utils alsa-utils libasound2-plugins systemd shellcheck poppler-utils
   fi
   local py; py=$(pick_python)
   if ! "$py" -c 'import venv, ensurepip' 2>/dev/null; then apt_install python3-venv; fi
