@@ -89,7 +89,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(cfg: HubConfig) -> None:
+    from .memory import limit_arenas
     from .service import HubService
+
+    limit_arenas()  # before any worker thread exists (see hub/daemon/memory.py)
 
     async with HubService(cfg) as hub:
         await hub.serve()

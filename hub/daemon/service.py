@@ -17,6 +17,7 @@ from ..rules import default_rulebook
 from ..verify.checkpointer import checkpoint_loop
 from ..storage import BlobStore, open_store
 from .ingest import Ingest
+from .memory import trim
 from .mqtt import MqttBridge, tls_context
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class HubService:
                 await refresh_fleet_gauges(self.metrics, self.sessions)
             except Exception:
                 log.exception("could not refresh fleet gauges")
+            await asyncio.to_thread(trim)  # freed chunk buffers back to the kernel
             await asyncio.sleep(self.cfg.metrics.refresh_seconds)
 
     async def serve(self) -> None:
