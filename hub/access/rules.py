@@ -196,7 +196,7 @@ def decide_access(p: Principal, case_id: str, item: str, markings: Mapping[str, 
     if p.is_head:
         return _ok("行政机关负责人 / agency head")
     refusals: list[Decision] = []
-    for g in grants:
+    for g in sorted(grants, key=lambda g: -g.request_id):  # the latest request speaks first
         if g.user != p.user or g.case_id != case_id:
             continue
         if g.revoked:

@@ -184,7 +184,7 @@ async def revoke(session: Any, by: Principal, request_id: int, reason: str, *,
 async def grants(session: Any, user: str, case_id: str) -> list[Grant]:
     rows = (await session.execute(select(AccessRequest).where(
         AccessRequest.requester == user, AccessRequest.case_id == case_id,
-        AccessRequest.status.in_([APPROVED, REVOKED])))).scalars()
+        AccessRequest.status.in_([APPROVED, REVOKED])).order_by(AccessRequest.id))).scalars()
     return [Grant(r.id, r.requester, r.case_id, frozenset(json.loads(r.granted_scope or "[]")),
                   r.granted_until or r.requested_until, r.status == REVOKED) for r in rows]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from lerec.hub.access.rules import (
     Confidentiality as C,
 )
@@ -107,6 +108,10 @@ G = Grant(7, PARTY.user, CASE, frozenset({"rec:1", "rec:3"}), SOON)
      [Grant(9, OFFICIAL.user, CASE, frozenset({"*"}), SOON)], NOW, "ok"),
     ("R6 marking added after approval wins", OTHER_PARTY, "rec:3", PRIVACY_ZHANG,
      [Grant(10, OTHER_PARTY.user, CASE, frozenset({"rec:3"}), SOON)], NOW, "personal_privacy"),
+    ("R6 the latest of several refusing grants gives the reason", PARTY, "rec:1", NONE,
+     [Grant(12, PARTY.user, CASE, G.scope, SOON, True), G], SOON, "revoked"),
+    ("R6 an expired grant does not hide a live one", PARTY, "rec:1", NONE,
+     [Grant(5, PARTY.user, CASE, G.scope, NOW), G], NOW + dt.timedelta(minutes=1), "ok"),
     ("R7 agency head without a request", HEAD, "rec:1", NONE, [], NOW, "ok"),
     ("R3 even the head needs clearance", HEAD2, "rec:1", SECRET_CASE, [], NOW,
      "state_secret_clearance"),
