@@ -1,7 +1,8 @@
 """Tables of the admin service: users and their web sessions, cases, records with their
 history, attachments (第二十七条 metadata) and the interim clip links.
 
-Schema changes go through Alembic (migration ``0005_cases``, branch ``cases``).
+Schema changes go through Alembic (migrations ``0005_cases`` and ``0007_parties``, branch
+``cases``).
 
 - A record is never overwritten silently: ``case_records`` holds the current fields and a
   version number, ``case_record_versions`` every version ever submitted (who, when, why).
@@ -43,6 +44,25 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: 涉密资格: may see (and approve requests for) items marked 国家秘密 (第二十九条, R3)
+    cleared_state_secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: JSON list of the person ids this user is or represents (the owners of 商业秘密 and
+    #: 个人隐私 markings they may see); used for party (当事人) accounts
+    persons: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class CaseParty(Base):
+    """A party's (当事人) user account linked to a case it is party to (第二十九条). The link
+    alone shows nothing of the case: every item needs an approved access request."""
+
+    __tablename__ = "case_parties"
+    __table_args__ = (UniqueConstraint("case_id", "user_id", name="uq_case_parties"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    linked_by: Mapped[str] = mapped_column(String(128))
+    linked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class WebSession(Base):
