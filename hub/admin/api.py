@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +24,7 @@ from ..db.cases_models import User
 from ..db.models import Segment
 from ..db.types import utcnow
 from . import pages, views
+from .access_views import guard_classified
 from .archiving import build_package
 from .permissions import MATRIX
 from .security import ANON_SESSION, NEED, Ctx, end_session, new_session, set_cookie
@@ -100,11 +101,18 @@ class UserChangeIn(Body):
     active: bool | None = None
     role: str | None = Field(None, max_length=32)
     password: str | None = Field(None, max_length=256)
+    cleared_state_secret: bool | None = Field(None, description="涉密资格（当事人不能具有）")
+    persons: list[str] | None = Field(None, max_length=20,
+                                      description="本人或所代理的人员标识（商业秘密、个人隐私的权利人）")
+    party_case_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None = Field(
+        None, max_length=200, description="当事人账号关联的案件 id（仅当事人角色）")
 
 
-def user_json(u: User) -> dict[str, Any]:
+def user_json(u: User, party_cases: list[int] | None = None) -> dict[str, Any]:
     return {"id": u.id, "name": u.name, "display_name": u.display_name, "role": u.role,
-            "officer_id": u.officer_id, "active": u.active}
+            "officer_id": u.officer_id, "active": u.active,
+            "cleared_state_secret": bool(u.cleared_state_secret),
+            "persons": user_service.persons_of(u), "party_case_ids": party_cases or []}
 
 
 # -- session ------------------------------------------------------------------------------
@@ -215,6 +223,7 @@ def _detail_json(ctx: Ctx, d: dict[str, Any]) -> dict[str, Any]:
             "window_end": r["window_end"].isoformat() if r["window_end"] else None,
             "clips": [c.segment.segment_id for c in r["clips"]],
             "attachments": [f"att-{a.id}" for a in r["attachments"]],
+            "withheld": r["withheld"],
         } for r in d["records"]],
         "clips": [{
             "segment_id": c.segment.segment_id, "device_id": c.segment.device_id,
@@ -229,7 +238,9 @@ def _detail_json(ctx: Ctx, d: dict[str, Any]) -> dict[str, Any]:
             "length": a.length, "method": a.method,
             "made_at": a.made_at.isoformat() if a.made_at else None, "maker": a.maker,
             "proves": a.proves, "transcript": a.transcript,
+            "withheld": getattr(a, "withheld", None),
         } for a in d["attachments"]],
+        "markings": d["marking_rows"],
     }
 
 
@@ -268,6 +279,7 @@ async def change_record(case_id: int, record_id: int, body: RecordChangeIn,
 async def record_versions(case_id: int, record_id: int, ctx: Ctx = NEED["case.read"]
                           ) -> list[dict[str, Any]]:
     rec = await service.get_record(ctx.db, ctx.require_case(), record_id)
+    await guard_classified(ctx, rec.case_id, f"record:{rec.id}")
     versions = (await service.record_versions(ctx.db, [rec.id])).get(rec.id, [])
     return [{"version": v.version, "fields": json.loads(v.fields), "changed_by": v.changed_by,
              "changed_at": v.changed_at.isoformat(), "reason": v.reason} for v in versions]
@@ -386,8 +398,14 @@ async def fleet(ctx: Ctx = NEED["fleet.read"]) -> list[dict[str, Any]]:
 
 @router.get("/users", summary="用户列表")
 async def list_users(ctx: Ctx = NEED["users.read"]) -> list[dict[str, Any]]:
-    return [user_json(u) for u in (await ctx.db.execute(select(User).order_by(User.name))
-                                   ).scalars()]
+    from ..db.cases_models import CaseParty
+
+    links: dict[int, list[int]] = {}
+    for uid, cid in (await ctx.db.execute(select(CaseParty.user_id, CaseParty.case_id)
+                                          .order_by(CaseParty.case_id))).all():
+        links.setdefault(uid, []).append(cid)
+    return [user_json(u, links.get(u.id)) for u in (await ctx.db.execute(
+        select(User).order_by(User.name))).scalars()]
 
 
 @router.post("/users", status_code=201, summary="新建用户")
@@ -416,6 +434,12 @@ async def change_user(user_id: int, body: UserChangeIn, ctx: Ctx = NEED["users.m
         await user_service.set_role(ctx.db, ctx.rb, user, body.role, actor.audit)
     if body.password is not None:
         await user_service.set_password(ctx.db, user, body.password, actor.audit)
+    if body.cleared_state_secret is not None:
+        await user_service.set_clearance(ctx.db, user, body.cleared_state_secret, actor.audit)
+    if body.persons is not None:
+        await user_service.set_persons(ctx.db, user, body.persons, actor.audit)
+    if body.party_case_ids is not None:
+        await user_service.set_party_cases(ctx.db, user, body.party_case_ids, actor.audit)
     await ctx.db.commit()
     views.forget_people(ctx.app)
-    return user_json(user)
+    return user_json(user, await user_service.party_case_ids(ctx.db, user.id))

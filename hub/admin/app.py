@@ -19,11 +19,12 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..access.service import AccessError
 from ..cases.errors import CaseError, InvalidInput
 from ..db import make_engine, migrate, sessionmaker
 from ..rules import default_rulebook, load_rulebook
 from ..storage import LocalBlobStore
-from . import api, pages, views
+from . import access_api, access_pages, api, pages, views
 from .security import Denied, LoginRequired, is_api
 from .settings import AdminSettings
 
@@ -115,6 +116,13 @@ def install_errors(app: FastAPI) -> None:
                   for e in exc.errors] if isinstance(exc, InvalidInput) else None
         return error_response(request, exc.status, exc.message, errors)
 
+    @app.exception_handler(AccessError)
+    async def _access(request: Request, exc: AccessError) -> Response:
+        from .access_views import zh  # (routes turn these into logged refusals first)
+
+        return error_response(request, 404 if exc.code == "not_found" else 403,
+                              f"{zh(exc.reason)}。")
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = []
@@ -194,7 +202,9 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
     # routes are added as they are (not through include_router) so that ``app.routes`` lists
     # every APIRoute: the permission test walks them
     app.router.routes.extend(pages.router.routes)
+    app.router.routes.extend(access_pages.router.routes)
     app.router.routes.extend(api.router.routes)
+    app.router.routes.extend(access_api.router.routes)
     install_errors(app)
     app.add_middleware(SecurityHeaders)
     return app

@@ -24,8 +24,9 @@ from ..cases.snapshot import linked_clips
 from ..db.cases_models import CaseAttachment, User
 from ..db.types import utcnow
 from . import views
+from .access_views import guard_classified
 from .archiving import build_package
-from .permissions import MATRIX, ROLES, SCOPED_ROLES, allowed
+from .permissions import MATRIX, PARTY, ROLES, SCOPED_ROLES, allowed
 from .security import (
     ANON_SESSION,
     NEED,
@@ -76,7 +77,12 @@ async def healthz(ctx: Ctx = NEED["public"]) -> PlainTextResponse:
 
 @router.get("/")
 async def home(ctx: Ctx = NEED["session"]) -> RedirectResponse:
-    return back_to("/cases")
+    return back_to(landing(ctx.require_actor().role))
+
+
+def landing(role: str) -> str:
+    """Where a user starts: the case list, or for a party (who sees no case list) 查阅申请."""
+    return "/access" if role == PARTY else "/cases"
 
 
 def _safe_next(value: str | None) -> str:
@@ -148,6 +154,8 @@ async def login(ctx: Ctx = NEED["public"]) -> Response:
                       error="用户名或密码错误。连续失败 "
                       f"{settings.login_attempts} 次后将暂停登录 {settings.login_lock_minutes} 分钟。")
     token, _ = await start_session(ctx, user)
+    if not allowed("case.read", user.role) and nxt == "/cases":
+        nxt = landing(user.role)
     resp = back_to(nxt)
     set_cookie(resp, token, ctx.app.state.settings.cookie_secure,
                ctx.app.state.settings.session_hours * 3600)
@@ -307,6 +315,7 @@ async def add_record(case_id: int, ctx: Ctx = NEED["record.write"]) -> Response:
 async def record_page(case_id: int, record_id: int, ctx: Ctx = NEED["case.read"]) -> Response:
     case = ctx.require_case()
     rec = await service.get_record(ctx.db, case, record_id)
+    await guard_classified(ctx, case.id, f"record:{rec.id}")
     versions = (await service.record_versions(ctx.db, [rec.id])).get(rec.id, [])
     users = {u.id: u for u in (await ctx.db.execute(select(User))).scalars()}
     kind = ctx.rb.record_kinds.get(rec.kind_id)
@@ -318,6 +327,7 @@ async def record_page(case_id: int, record_id: int, ctx: Ctx = NEED["case.read"]
 async def edit_record_page(case_id: int, record_id: int, ctx: Ctx = NEED["record.write"]
                            ) -> Response:
     rec = await service.get_record(ctx.db, ctx.require_case(), record_id)
+    await guard_classified(ctx, rec.case_id, f"record:{rec.id}")
     kind = _record_form_data(ctx, rec.kind_id)
     we = rec.window_end.astimezone(CHINA).strftime("%Y-%m-%dT%H:%M") if rec.window_end else ""
     return await _render_record_form(ctx, kind, json.loads(rec.fields), record=rec,
@@ -476,6 +486,7 @@ async def attachment_transcript(case_id: int, att_id: int, ctx: Ctx = NEED["reco
 async def attachment_file(case_id: int, att_id: int, download: int = 0,
                           ctx: Ctx = NEED["clip.read"]) -> Response:
     att = await _attachment(ctx, att_id)
+    await guard_classified(ctx, case_id, f"attachment:{att.id}")
     inline = att.content_type.split("/")[0] in ("image", "audio", "video") \
         or att.content_type == "application/pdf"
     dl = bool(download) or not inline
@@ -564,6 +575,7 @@ async def clip_transcript(case_id: int, segment_id: str, ctx: Ctx = NEED["record
 async def clip_media(case_id: int, segment_id: str, download: int = 0,
                      ctx: Ctx = NEED["clip.read"]) -> Response:
     seg = await views.segment_for_case(ctx, ctx.require_case(), segment_id)
+    await guard_classified(ctx, case_id, f"segment:{seg.segment_id}")
     await views.audit_access(ctx, "segment", seg.segment_id, case_id, bool(download))
     ext = "mp4" if "mp4" in seg.media_type else "bin"
     return await views.stream_blob(ctx.request, ctx.app.state.store, seg.stored_ref, seg.length,
@@ -608,7 +620,9 @@ async def fleet_page(ctx: Ctx = NEED["fleet.read"]) -> Response:
 async def users_page(ctx: Ctx = NEED["users.read"]) -> Response:
     users = list((await ctx.db.execute(select(User).order_by(User.role, User.name))).scalars())
     return render(ctx, "users.html", users=users, roles=ROLES, error=None,
-                  matrix=MATRIX, scoped=SCOPED_ROLES)
+                  matrix=MATRIX, scoped=SCOPED_ROLES,
+                  party_cases=await user_service.party_case_numbers(ctx.db),
+                  persons_of=user_service.persons_of)
 
 
 @router.post("/users")
@@ -642,6 +656,16 @@ async def change_user(user_id: int, ctx: Ctx = NEED["users.manage"]) -> Response
         pw = form.get("password")
         await user_service.set_password(ctx.db, user, pw if isinstance(pw, str) else "",
                                         actor.audit)
+    elif action == "clearance":
+        await user_service.set_clearance(ctx.db, user, _form_str(form, "cleared", 8) == "1",
+                                         actor.audit)
+    elif action == "party":
+        ids = await user_service.case_ids_by_number(
+            ctx.db, user_service.split_list(_form_str(form, "cases", 5000)))
+        await user_service.set_party_cases(ctx.db, user, ids, actor.audit)
+        await user_service.set_persons(ctx.db, user,
+                                       user_service.split_list(_form_str(form, "persons", 3000)),
+                                       actor.audit)
     else:
         raise InvalidInput("未知操作。")
     await ctx.db.commit()

@@ -8,7 +8,8 @@ Every route depends on ``need(permission)``, which in one place:
 3. refuses a user whose role the permission matrix does not allow,
 4. checks the synchronizer CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``)
    on every state-changing method,
-5. refuses ids of cases the user may not see (path parameter ``case_id``),
+5. refuses ids of cases the user may not see (path parameter ``case_id``; a party's account
+   reaches only the cases it is linked to, and there only the ``access.*`` routes),
 
 and writes an audit entry for every refusal. Messages are Chinese.
 """
@@ -31,10 +32,11 @@ from ..audit.entries import EventType
 from ..audit.log import record_event
 from ..cases.errors import NotVisible
 from ..cases.service import Actor, get_case
+from ..cases.users import get_party_case
 from ..db.cases_models import Case, User, WebSession
 from ..db.types import utcnow
 from ..errors import HubError
-from .permissions import MATRIX, PUBLIC, allowed, sees_all
+from .permissions import MATRIX, PARTY, PUBLIC, allowed, sees_all
 
 COOKIE = "lerec_session"
 CSRF_FIELD = "csrf_token"
@@ -203,7 +205,10 @@ def need(permission: str) -> Any:
             case_id = request.path_params.get("case_id")
             if case_id is not None and ctx.actor is not None:
                 try:
-                    ctx.case = await get_case(db, ctx.actor, int(case_id))
+                    if ctx.actor.role == PARTY:
+                        ctx.case = await get_party_case(db, ctx.actor.user_id, int(case_id))
+                    else:
+                        ctx.case = await get_case(db, ctx.actor, int(case_id))
                 except (NotVisible, ValueError):
                     raise await deny(ctx, 404, f"案件「{case_id}」不存在，或您无权查看。"
                                      "请从案件列表中选择。", "case_scope",

@@ -5,6 +5,7 @@ Routes stay thin; the data they show is assembled here once for both the HTML an
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -186,9 +187,29 @@ async def case_detail(ctx: Ctx, case: Case) -> dict[str, Any]:
             "approvals": [(a, users.get(a.user_id)) for a in appr_by_record.get(r.id, [])],
             "findings": by_record.get(str(r.id), []),
             "av": kind.av if kind else None,
+            "withheld": None,
         }
 
     record_views = [record_view(r) for r in records]
+    access = await _classified(ctx, case, records, attachments, clips)
+    hidden = access["withheld"]
+    for rv in record_views:
+        why = hidden.get(f"record:{rv['id']}")
+        if why:  # content withheld (R3/R4): the record's existence stays visible
+            rv.update(rows=[], fields={}, withheld=why)
+    for a in attachments:
+        a.withheld = hidden.get(f"attachment:{a.id}")
+        if a.withheld:
+            a.transcript, a.proves = None, ""
+    if hidden:
+        clips = [dataclasses.replace(c, transcript=None)
+                 if f"segment:{c.segment.segment_id}" in hidden else c for c in clips]
+        clips_by_record = defaultdict(list)
+        for c in clips:
+            for rid in set(c.record_ids):
+                clips_by_record[rid].append(c)
+        for rv in record_views:
+            rv["clips"] = clips_by_record.get(rv["id"], [])
     stages = []
     order = rb.stage_order()
     here = order.index(case.stage) if case.stage in order else 0
@@ -226,7 +247,40 @@ async def case_detail(ctx: Ctx, case: Case) -> dict[str, Any]:
         "next_stage_name": rb.stages[next_stage].name if next_stage else None,
         "is_last_stage": next_stage is None,
         "now": now,
+        **access,
     }
+
+
+async def _classified(ctx: Ctx, case: Case, records: Any, attachments: Any, clips: Any
+                      ) -> dict[str, Any]:
+    """Confidentiality markings of the case (第二十九条): the classes per item (for badges),
+    the marking rows, and the items whose content this user may not see (国家秘密 without
+    涉密资格)."""
+    from ..access import service as access_service
+    from . import access_views as av
+
+    marks = await access_service.markings(ctx.db, str(case.id))
+    items = ([av.record_item(r.id) for r in records]
+             + [av.segment_item(c.segment.segment_id) for c in clips]
+             + [av.attachment_item(a.id) for a in attachments])
+    if not marks:
+        return {"marks": {}, "marking_rows": [], "withheld": {}}
+    labels = {av.record_item(r.id): f"记录 #{r.id} {rb_name(ctx.rb, r.kind_id)}"
+              for r in records}
+    labels |= {av.segment_item(c.segment.segment_id):
+               f"音像记录 {c.segment.device_id} #{c.segment.seq}" for c in clips}
+    labels |= {av.attachment_item(a.id): f"附件 att-{a.id} {a.filename}" for a in attachments}
+    labels["*"] = "整个案件"
+    return {
+        "marks": {i: m for i in [*items, "*"] if (m := av.item_marks(marks, i))},
+        "marking_rows": av.marking_rows(marks, labels),
+        "withheld": av.withheld(await av.actor_principal(ctx), case.id, items, marks),
+    }
+
+
+def rb_name(rb: Rulebook, kind_id: str) -> str:
+    kind = rb.record_kinds.get(kind_id)
+    return kind.name if kind else kind_id
 
 
 @dataclass(frozen=True)

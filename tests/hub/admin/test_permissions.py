@@ -10,10 +10,11 @@ import re
 
 import pytest
 from fastapi.routing import APIRoute
-from lerec.hub.admin.permissions import MATRIX, PUBLIC, ROLES, SESSION, allowed
 from lerec_admin_helpers import audit_rows  # type: ignore[import-not-found]
 from lerec_test_db import ROLE_USER  # type: ignore[import-not-found]
 from starlette.routing import Mount
+
+from lerec.hub.admin.permissions import MATRIX, PUBLIC, ROLES, SESSION, allowed
 
 PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
 
@@ -91,8 +92,28 @@ async def test_every_route_for_every_role_matches_the_matrix(app, sessions_by_ro
     record_id = r.json()["id"]
     seg = await add_segment(app, tmp_path, "officer_a", dt.datetime.now(dt.UTC),
                             data=b"\0" * 1000)
+    r = await handler.api("POST", f"/api/v1/cases/{case['id']}/clips", {"segment_id": seg})
+    assert r.status_code == 201, r.text
+    # 第二十九条: the party's account is linked to the case; every requester holds an approved
+    # request for the whole case, so the access.* routes answer by the matrix, not the rules
+    head = sessions_by_role["agency_head"]
+    r = await head.api("PATCH", f"/api/v1/users/{await user_id(app, ROLE_USER['party'])}",
+                       {"party_case_ids": [case["id"]]})
+    assert r.status_code == 200, r.text
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).isoformat()
+    request_id = None
+    for role in ROLES:
+        if not allowed("access.request", role) or role == "agency_head":
+            continue
+        r = await sessions_by_role[role].api(
+            "POST", f"/api/v1/cases/{case['id']}/access/requests",
+            {"purpose": "矩阵测试", "scope": ["*"], "until": until})
+        assert r.status_code == 201 and r.json()["status"] == "pending", (role, r.text)
+        request_id = r.json()["id"]
+        r = await head.api("POST", f"/api/v1/access/requests/{request_id}/approve", {})
+        assert r.status_code == 200 and r.json()["status"] == "approved", r.text
     values = {"case_id": str(case["id"]), "record_id": str(record_id), "segment_id": seg,
-              "att_id": "999999", "user_id": "999999"}
+              "att_id": "999999", "user_id": "999999", "request_id": str(request_id)}
 
     checked = 0
     for method, route in routes(app):

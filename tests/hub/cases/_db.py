@@ -33,10 +33,13 @@ USERS = {
     "agency_head": ("agency_head", "周镇长"),
     "archivist": ("archivist", "吴党政办"),
     "auditor": ("auditor", "郑审计"),
+    # parties (当事人): linked to no case in the template
+    "party_a": ("party", "刘当事人"),
+    "party_b": ("party", "孙当事人"),
 }
 ROLE_USER = {"officer": "officer_a", "handler": "handler_a", "unit_head": "unit_head",
              "legal_reviewer": "legal", "agency_head": "agency_head",
-             "archivist": "archivist", "auditor": "auditor"}
+             "archivist": "archivist", "auditor": "auditor", "party": "party_a"}
 
 
 async def _seed(url: str) -> None:

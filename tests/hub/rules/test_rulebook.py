@@ -41,7 +41,7 @@ def test_roles(rb: Rulebook) -> None:
     assert {r.id: r.name for r in rb.roles.values()} == {
         "officer": "执法人员", "handler": "承办人", "unit_head": "承办机构负责人",
         "legal_reviewer": "法制审核人员", "agency_head": "行政机关负责人", "archivist": "党政办",
-        "auditor": "审计"}
+        "auditor": "审计", "party": "当事人"}
     assert rb.access.approver_role == "agency_head"
     assert set(rb.access.confidentiality_classes.values()) >= {"国家秘密", "商业秘密", "个人隐私"}
     assert rb.role(rb.archive.archivist_role).name == "党政办"

@@ -1,0 +1,242 @@
+"""JSON API of 查阅 (第二十九条) under /api/v1 — what the 查阅 pages do, same permissions.
+
+A party (当事人) or an official files a request for a case (whole case or chosen items, a
+purpose, an expiry within 30 days); the agency head (行政机关负责人) approves it (possibly
+narrowing scope and expiry), refuses it (with a reason) or revokes a grant. Viewing a granted
+item goes through the same check as the pages and is written to the audit log, allowed or
+refused. Refusals carry the rules' reason in Chinese (``detail``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ..access import service as access_service
+from ..access.rules import MAX_GRANT_DAYS, WHOLE_CASE, Confidentiality
+from ..cases.forms import display_value
+from ..db.cases_models import CaseRecord
+from . import access_views as av
+from .security import NEED, Ctx
+
+router = APIRouter(prefix="/api/v1", tags=["查阅（第二十九条）"])
+
+ITEM_DOC = ("项目标识：record:<记录 id>、segment:<音像记录 id>、attachment:<附件 id>；"
+            "\"*\" 表示整个案件")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccessRequestIn(Body):
+    purpose: str = Field(min_length=1, max_length=2000, description="查阅目的")
+    scope: list[str] = Field(min_length=1, max_length=200, description=ITEM_DOC)
+    until: AwareDatetime = Field(description=f"申请的查阅期限（带时区，{MAX_GRANT_DAYS} 日之内）")
+
+
+class ApproveIn(Body):
+    scope: list[str] | None = Field(None, max_length=200,
+                                    description="同意的范围（可缩小，不能扩大）；不填则按申请范围")
+    until: AwareDatetime | None = Field(None, description="同意的期限（可缩短，不能延长）；不填则按申请期限")
+    reason: str = Field("", max_length=2000, description="意见（可选）")
+
+
+class ReasonIn(Body):
+    reason: str = Field(max_length=2000, description="理由（不同意、撤销时必填）")
+
+
+class MarkingIn(Body):
+    item: str = Field(WHOLE_CASE, max_length=200, description=ITEM_DOC)
+    classes: list[Confidentiality] = Field(
+        max_length=3, description="密级：state_secret 国家秘密、commercial_secret 商业秘密、"
+        "personal_privacy 个人隐私；空列表表示取消")
+    owner: str = Field("", max_length=128,
+                       description="权利人（其商业秘密或个人隐私的人员标识；商业秘密、个人隐私必填）")
+
+
+class AccessRequestOut(BaseModel):
+    id: int
+    case_id: int | None
+    case_no: str
+    case_title: str
+    requester: str = Field(description="申请人（user:<用户名>）")
+    requester_name: str
+    requester_kind: str = Field(description="party 当事人 / official 执法人员")
+    requester_kind_zh: str
+    purpose: str
+    scope: list[str]
+    scope_labels: list[str]
+    requested_at: dt.datetime
+    requested_until: dt.datetime
+    status: str = Field(description="pending 待审批 / approved 已同意 / refused 不同意 / "
+                        "revoked 已撤销 / expired 已过期")
+    status_zh: str
+    decided_by: str | None
+    decided_by_name: str | None
+    decided_at: dt.datetime | None
+    reason: str = Field(description="不同意的理由（依规则拒绝时为规则的说明）或同意时的意见")
+    refused_by_rules: bool
+    rule_code: str | None
+    granted_scope: list[str] | None
+    granted_labels: list[str] | None
+    granted_until: dt.datetime | None
+    revoked_by_name: str | None
+    revoked_at: dt.datetime | None
+    revoke_reason: str | None
+    mine: bool
+    may_decide: bool
+    may_revoke: bool
+    self_request: bool
+
+
+class ItemOut(BaseModel):
+    id: str = Field(description=ITEM_DOC)
+    kind: str = Field(description="record / segment / attachment")
+    label: str
+    at: dt.datetime | None
+    allowed: bool = Field(description="现在可以查阅（已同意、未过期、未撤销，密级允许）")
+    reason: str = Field(description="不能查阅的原因")
+    requestable: bool = Field(description="密级规则允许本人申请")
+    marks: list[str] = Field(description="密级（中文）")
+    url: str = Field(description="查阅地址（每次查阅记入审计日志）")
+
+
+class CaseAccessOut(BaseModel):
+    case_id: int
+    case_no: str
+    title: str
+    whole_case_requestable: bool
+    whole_case_reason: str
+    max_days: int
+    items: list[ItemOut]
+    requests: list[AccessRequestOut]
+
+
+class RecordOut(BaseModel):
+    item: str
+    case_no: str
+    kind: str
+    name: str
+    version: int
+    fields: dict[str, Any]
+    texts: dict[str, str] = Field(description="字段名称 -> 显示文本")
+
+
+class MarkingOut(BaseModel):
+    item: str
+    label: str
+    classes: list[str]
+    classes_zh: list[str]
+    owner: str
+
+
+def _out(v: av.RequestView) -> AccessRequestOut:
+    return AccessRequestOut(**{k: val for k, val in v.__dict__.items() if k != "badge"})
+
+
+@router.get("/access/requests", summary="查阅申请列表（本人的；行政机关负责人、审计可查看全部）",
+            response_model=list[AccessRequestOut])
+async def list_requests(
+    status: str = Query("", pattern="^(|pending|approved|refused|revoked|expired)$"),
+    case_id: int | None = Query(None, ge=1, le=2**31 - 1),
+    ctx: Ctx = NEED["access.read"],
+) -> list[AccessRequestOut]:
+    rows = await av.visible_requests(ctx, case_id=case_id, status=status or None)
+    return [_out(v) for v in await av.request_views(ctx, rows)]
+
+
+@router.get("/access/requests/{request_id}", summary="一条查阅申请", response_model=AccessRequestOut)
+async def get_request(request_id: int, ctx: Ctx = NEED["access.read"]) -> AccessRequestOut:
+    row = await av.one_request(ctx, request_id)
+    return _out((await av.request_views(ctx, [row]))[0])
+
+
+@router.post("/cases/{case_id}/access/requests", status_code=201, response_model=AccessRequestOut,
+             summary="申请查阅（当事人或执法人员；规则不允许的申请记为「不同意」并说明理由）")
+async def file_request(case_id: int, body: AccessRequestIn, ctx: Ctx = NEED["access.request"]
+                       ) -> AccessRequestOut:
+    row = await av.file_request(ctx, ctx.require_case(), body.purpose, body.scope, body.until)
+    return _out((await av.request_views(ctx, [row]))[0])
+
+
+@router.get("/cases/{case_id}/access", response_model=CaseAccessOut,
+            summary="本人对本案的查阅情况：可申请的项目、可查阅的项目、本人的申请")
+async def case_access(case_id: int, ctx: Ctx = NEED["access.request"]) -> CaseAccessOut:
+    a = await av.case_access(ctx, ctx.require_case())
+    case = a["case"]
+    return CaseAccessOut(
+        case_id=case.id, case_no=case.case_no, title=case.title,
+        whole_case_requestable=a["whole_requestable"], whole_case_reason=a["whole_reason"],
+        max_days=a["max_days"], requests=[_out(v) for v in a["requests"]],
+        items=[ItemOut(id=s.item.id, kind=s.item.kind, label=s.item.label, at=s.item.when,
+                       allowed=s.allowed, reason=s.reason, requestable=s.requestable,
+                       marks=s.marks, url=s.item.url) for s in a["items"]])
+
+
+@router.get("/cases/{case_id}/access/records/{record_id}", response_model=RecordOut,
+            summary="查阅经同意的一项记录（记入审计日志）")
+async def view_record(case_id: int, record_id: int, ctx: Ctx = NEED["access.view"]
+                      ) -> RecordOut:
+    case = ctx.require_case()
+    item = av.record_item(record_id)
+    rec = await ctx.db.get(CaseRecord, record_id)
+    if rec is None or rec.case_id != case.id:
+        raise await av.missing_item(ctx, case, item)
+    await av.checked_view(ctx, case, item)
+    kind = ctx.rb.record_kinds.get(rec.kind_id)
+    values = json.loads(rec.fields)
+    texts = {f.label: display_value(f.type, values.get(fid), f.options)
+             for fid, f in kind.fields.items()} if kind else {}
+    return RecordOut(item=item, case_no=case.case_no, kind=rec.kind_id,
+                     name=kind.name if kind else rec.kind_id, version=rec.version,
+                     fields=values, texts=texts)
+
+
+@router.post("/access/requests/{request_id}/approve", response_model=AccessRequestOut,
+             summary="同意（行政机关负责人；可缩小范围、缩短期限；不得审批本人的申请）")
+async def approve(request_id: int, body: ApproveIn, ctx: Ctx = NEED["access.decide"]
+                  ) -> AccessRequestOut:
+    row = await av.decide(ctx, request_id, "approve", scope=body.scope, until=body.until,
+                          reason=body.reason)
+    return _out((await av.request_views(ctx, [row]))[0])
+
+
+@router.post("/access/requests/{request_id}/refuse", response_model=AccessRequestOut,
+             summary="不同意（行政机关负责人；须说明理由）")
+async def refuse(request_id: int, body: ReasonIn, ctx: Ctx = NEED["access.decide"]
+                 ) -> AccessRequestOut:
+    row = await av.decide(ctx, request_id, "refuse", reason=body.reason)
+    return _out((await av.request_views(ctx, [row]))[0])
+
+
+@router.post("/access/requests/{request_id}/revoke", response_model=AccessRequestOut,
+             summary="撤销已同意的查阅（行政机关负责人；须说明理由）")
+async def revoke(request_id: int, body: ReasonIn, ctx: Ctx = NEED["access.decide"]
+                 ) -> AccessRequestOut:
+    row = await av.decide(ctx, request_id, "revoke", reason=body.reason)
+    return _out((await av.request_views(ctx, [row]))[0])
+
+
+@router.get("/cases/{case_id}/markings", response_model=list[MarkingOut],
+            summary="本案的密级（国家秘密、商业秘密、个人隐私）")
+async def markings(case_id: int, ctx: Ctx = NEED["case.read"]) -> list[MarkingOut]:
+    case = ctx.require_case()
+    labels = av.labels_of(await av.catalogue(ctx.db, ctx.rb, case.id))
+    marks = await access_service.markings(ctx.db, str(case.id))
+    return [MarkingOut(**m) for m in av.marking_rows(marks, labels)]
+
+
+@router.put("/cases/{case_id}/markings", response_model=list[MarkingOut],
+            summary="设定或取消案件或其中一项的密级（设定、取消国家秘密须具有涉密资格）")
+async def set_marking(case_id: int, body: MarkingIn, ctx: Ctx = NEED["access.mark"]
+                      ) -> list[MarkingOut]:
+    case = ctx.require_case()
+    await av.set_marking(ctx, case, body.item, [c.value for c in body.classes], body.owner)
+    labels = av.labels_of(await av.catalogue(ctx.db, ctx.rb, case.id))
+    marks = await access_service.markings(ctx.db, str(case.id))
+    return [MarkingOut(**m) for m in av.marking_rows(marks, labels)]
