@@ -37,6 +37,7 @@ USERS = (
     ("zhoujun", "agency_head", "周军", None),
     ("wuhong", "archivist", "吴红", None),
     ("zhengli", "auditor", "郑丽", None),
+    ("liuyang", "party", "刘洋", None),
 )
 
 
