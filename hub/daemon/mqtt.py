@@ -47,6 +47,43 @@ def tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
     return ctx
 
 
+class _Client(mqtt.Client):
+    """paho's client with a receive path that suits 256 KiB chunk messages.
+
+    paho reads a packet's body with ``recv(remaining)`` in a loop and appends each piece to a
+    ``bytes`` object. Over TLS every ``recv`` returns at most one 16 KiB record, so a 256 KiB
+    chunk is copied again and again while it grows (about 2 MiB of copying per message, with
+    the GIL held — time the event loop thread waits for). Here one call drains what the socket
+    already holds, up to ``bufsize``, into a single buffer with ``recv_into``; paho then
+    appends it once."""
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        sock = self._sock
+        if bufsize <= 16384 or sock is None or not hasattr(sock, "recv_into"):
+            return super()._sock_recv(bufsize)
+        buf = bytearray(bufsize)
+        view = memoryview(buf)
+        got = 0
+        while got < bufsize:
+            try:
+                n = sock.recv_into(view[got:])
+            except (ssl.SSLWantReadError, BlockingIOError):
+                if got:
+                    break
+                raise BlockingIOError() from None
+            except ssl.SSLWantWriteError:
+                if got:
+                    break
+                self._call_socket_register_write()
+                raise BlockingIOError() from None
+            if n == 0:  # closed: hand over what came first; the next call sees the end
+                break
+            got += n
+        view.release()
+        del buf[got:]
+        return buf  # type: ignore[return-value]  # paho appends it to its bytes packet
+
+
 class MqttBridge:
     """``async with MqttBridge(...) as bridge: await bridge.serve(handler)``."""
 
@@ -77,7 +114,7 @@ class MqttBridge:
         self._drop_pending = False
         self._fail_streak = 0
         self.on_state = on_state
-        c = mqtt.Client(
+        c = _Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
         c.tls_set_context(tls)
