@@ -10,16 +10,13 @@ refused. Refusals carry the rules' reason in Chinese (``detail``).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from ..access import service as access_service
 from ..access.rules import MAX_GRANT_DAYS, WHOLE_CASE, Confidentiality
-from ..cases.forms import display_value
-from ..db.cases_models import CaseRecord
+from ..db.trust_models import AccessRequest
 from . import access_views as av
 from .security import NEED, Ctx
 
@@ -59,39 +56,8 @@ class MarkingIn(Body):
                        description="权利人（其商业秘密或个人隐私的人员标识；商业秘密、个人隐私必填）")
 
 
-class AccessRequestOut(BaseModel):
-    id: int
-    case_id: int | None
-    case_no: str
-    case_title: str
-    requester: str = Field(description="申请人（user:<用户名>）")
-    requester_name: str
-    requester_kind: str = Field(description="party 当事人 / official 执法人员")
-    requester_kind_zh: str
-    purpose: str
-    scope: list[str]
-    scope_labels: list[str]
-    requested_at: dt.datetime
-    requested_until: dt.datetime
-    status: str = Field(description="pending 待审批 / approved 已同意 / refused 不同意 / "
-                        "revoked 已撤销 / expired 已过期")
-    status_zh: str
-    decided_by: str | None
-    decided_by_name: str | None
-    decided_at: dt.datetime | None
-    reason: str = Field(description="不同意的理由（依规则拒绝时为规则的说明）或同意时的意见")
-    refused_by_rules: bool
-    rule_code: str | None
-    granted_scope: list[str] | None
-    granted_labels: list[str] | None
-    granted_until: dt.datetime | None
-    revoked_by_name: str | None
-    revoked_at: dt.datetime | None
-    revoke_reason: str | None
-    mine: bool
-    may_decide: bool
-    may_revoke: bool
-    self_request: bool
+class AccessRequestOut(av.RequestView):
+    pass  # a request as the pages show it (their status badge is not a field)
 
 
 class ItemOut(BaseModel):
@@ -136,7 +102,15 @@ class MarkingOut(BaseModel):
 
 
 def _out(v: av.RequestView) -> AccessRequestOut:
-    return AccessRequestOut(**{k: val for k, val in v.__dict__.items() if k != "badge"})
+    return AccessRequestOut(**v.model_dump())
+
+
+async def _one(ctx: Ctx, row: AccessRequest) -> AccessRequestOut:
+    return _out(await av.request_view(ctx, row))
+
+
+async def _decide(ctx: Ctx, request_id: int, decision: str, **kw: Any) -> AccessRequestOut:
+    return await _one(ctx, await av.decide(ctx, request_id, decision, **kw))
 
 
 @router.get("/access/requests", summary="查阅申请列表（本人的；行政机关负责人、审计可查看全部）",
@@ -152,16 +126,15 @@ async def list_requests(
 
 @router.get("/access/requests/{request_id}", summary="一条查阅申请", response_model=AccessRequestOut)
 async def get_request(request_id: int, ctx: Ctx = NEED["access.read"]) -> AccessRequestOut:
-    row = await av.one_request(ctx, request_id)
-    return _out((await av.request_views(ctx, [row]))[0])
+    return await _one(ctx, await av.one_request(ctx, request_id))
 
 
 @router.post("/cases/{case_id}/access/requests", status_code=201, response_model=AccessRequestOut,
              summary="申请查阅（当事人或执法人员；规则不允许的申请记为「不同意」并说明理由）")
 async def file_request(case_id: int, body: AccessRequestIn, ctx: Ctx = NEED["access.request"]
                        ) -> AccessRequestOut:
-    row = await av.file_request(ctx, ctx.require_case(), body.purpose, body.scope, body.until)
-    return _out((await av.request_views(ctx, [row]))[0])
+    return await _one(ctx, await av.file_request(ctx, ctx.require_case(), body.purpose,
+                                                 body.scope, body.until))
 
 
 @router.get("/cases/{case_id}/access", response_model=CaseAccessOut,
@@ -182,53 +155,38 @@ async def case_access(case_id: int, ctx: Ctx = NEED["access.request"]) -> CaseAc
             summary="查阅经同意的一项记录（记入审计日志）")
 async def view_record(case_id: int, record_id: int, ctx: Ctx = NEED["access.view"]
                       ) -> RecordOut:
-    case = ctx.require_case()
-    item = av.record_item(record_id)
-    rec = await ctx.db.get(CaseRecord, record_id)
-    if rec is None or rec.case_id != case.id:
-        raise await av.missing_item(ctx, case, item)
-    await av.checked_view(ctx, case, item)
-    kind = ctx.rb.record_kinds.get(rec.kind_id)
-    values = json.loads(rec.fields)
-    texts = {f.label: display_value(f.type, values.get(fid), f.options)
-             for fid, f in kind.fields.items()} if kind else {}
-    return RecordOut(item=item, case_no=case.case_no, kind=rec.kind_id,
-                     name=kind.name if kind else rec.kind_id, version=rec.version,
-                     fields=values, texts=texts)
+    v = await av.view_record(ctx, record_id)
+    return RecordOut(item=v.item, case_no=v.case.case_no, kind=v.record.kind_id,
+                     name=v.kind.name if v.kind else v.record.kind_id,
+                     version=v.record.version, fields=v.values, texts=dict(v.texts))
 
 
 @router.post("/access/requests/{request_id}/approve", response_model=AccessRequestOut,
              summary="同意（行政机关负责人；可缩小范围、缩短期限；不得审批本人的申请）")
 async def approve(request_id: int, body: ApproveIn, ctx: Ctx = NEED["access.decide"]
                   ) -> AccessRequestOut:
-    row = await av.decide(ctx, request_id, "approve", scope=body.scope, until=body.until,
-                          reason=body.reason)
-    return _out((await av.request_views(ctx, [row]))[0])
+    return await _decide(ctx, request_id, "approve", scope=body.scope, until=body.until,
+                         reason=body.reason)
 
 
 @router.post("/access/requests/{request_id}/refuse", response_model=AccessRequestOut,
              summary="不同意（行政机关负责人；须说明理由）")
 async def refuse(request_id: int, body: ReasonIn, ctx: Ctx = NEED["access.decide"]
                  ) -> AccessRequestOut:
-    row = await av.decide(ctx, request_id, "refuse", reason=body.reason)
-    return _out((await av.request_views(ctx, [row]))[0])
+    return await _decide(ctx, request_id, "refuse", reason=body.reason)
 
 
 @router.post("/access/requests/{request_id}/revoke", response_model=AccessRequestOut,
              summary="撤销已同意的查阅（行政机关负责人；须说明理由）")
 async def revoke(request_id: int, body: ReasonIn, ctx: Ctx = NEED["access.decide"]
                  ) -> AccessRequestOut:
-    row = await av.decide(ctx, request_id, "revoke", reason=body.reason)
-    return _out((await av.request_views(ctx, [row]))[0])
+    return await _decide(ctx, request_id, "revoke", reason=body.reason)
 
 
 @router.get("/cases/{case_id}/markings", response_model=list[MarkingOut],
             summary="本案的密级（国家秘密、商业秘密、个人隐私）")
 async def markings(case_id: int, ctx: Ctx = NEED["case.read"]) -> list[MarkingOut]:
-    case = ctx.require_case()
-    labels = av.labels_of(await av.catalogue(ctx.db, ctx.rb, case.id))
-    marks = await access_service.markings(ctx.db, str(case.id))
-    return [MarkingOut(**m) for m in av.marking_rows(marks, labels)]
+    return [MarkingOut(**m) for m in await av.case_marking_rows(ctx, ctx.require_case())]
 
 
 @router.put("/cases/{case_id}/markings", response_model=list[MarkingOut],
@@ -237,6 +195,4 @@ async def set_marking(case_id: int, body: MarkingIn, ctx: Ctx = NEED["access.mar
                       ) -> list[MarkingOut]:
     case = ctx.require_case()
     await av.set_marking(ctx, case, body.item, [c.value for c in body.classes], body.owner)
-    labels = av.labels_of(await av.catalogue(ctx.db, ctx.rb, case.id))
-    marks = await access_service.markings(ctx.db, str(case.id))
-    return [MarkingOut(**m) for m in av.marking_rows(marks, labels)]
+    return [MarkingOut(**m) for m in await av.case_marking_rows(ctx, case)]

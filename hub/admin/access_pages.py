@@ -6,7 +6,6 @@ confidentiality markings (密级) of a case. Each route names its permission thr
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from fastapi import APIRouter
@@ -16,9 +15,9 @@ from sqlalchemy import select
 from ..access.rules import MAX_GRANT_DAYS, WHOLE_CASE
 from ..cases import links_adapter
 from ..cases.errors import InvalidInput
-from ..cases.forms import CHINA, display_value, local_iso
+from ..cases.forms import CHINA, local_iso
 from ..cases.service import parse_time
-from ..db.cases_models import Case, CaseAttachment, CaseParty, CaseRecord
+from ..db.cases_models import Case, CaseAttachment, CaseParty
 from ..db.models import Segment
 from ..db.types import utcnow
 from . import access_views as av
@@ -147,17 +146,9 @@ async def file_request(case_id: int, ctx: Ctx = NEED["access.request"]) -> Respo
 
 @router.get("/access/cases/{case_id}/records/{record_id}")
 async def view_record(case_id: int, record_id: int, ctx: Ctx = NEED["access.view"]) -> Response:
-    case = ctx.require_case()
-    item = av.record_item(record_id)
-    rec = await ctx.db.get(CaseRecord, record_id)
-    if rec is None or rec.case_id != case.id:
-        raise await av.missing_item(ctx, case, item)
-    await av.checked_view(ctx, case, item)
-    kind = ctx.rb.record_kinds.get(rec.kind_id)
-    values = json.loads(rec.fields)
-    rows = [{"label": f.label, "text": display_value(f.type, values.get(fid), f.options)}
-            for fid, f in kind.fields.items()] if kind else []
-    return render(ctx, "access_record.html", case=case, record=rec, kind=kind, rows=rows)
+    v = await av.view_record(ctx, record_id)
+    return render(ctx, "access_record.html", case=v.case, record=v.record, kind=v.kind,
+                  rows=[{"label": label, "text": text} for label, text in v.texts])
 
 
 @router.get("/access/cases/{case_id}/clips/{segment_id}/media")

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ..access import service as access_service
@@ -43,10 +44,11 @@ from ..access.rules import (
 from ..cases import bundle
 from ..cases import users as user_service
 from ..cases.errors import InvalidInput, NotFound
-from ..db.cases_models import Case, User
+from ..cases.forms import display_value
+from ..db.cases_models import Case, CaseRecord, User
 from ..db.trust_models import AccessRequest
 from ..db.types import utcnow
-from ..rules import FieldError, Rulebook, article_label
+from ..rules import FieldError, RecordKind, Rulebook, article_label
 from .permissions import PARTY, SEES_ALL_REQUESTS
 from .security import Ctx, Denied, deny
 
@@ -213,6 +215,12 @@ def marking_rows(marks: Mapping[str, Marking], labels: Mapping[str, str]) -> lis
         if m.classes]
 
 
+async def case_marking_rows(ctx: Ctx, case: Case) -> list[dict[str, Any]]:
+    """The markings of a case and its items, labelled as in the case's catalogue."""
+    labels = labels_of(await catalogue(ctx.db, ctx.rb, case.id))
+    return marking_rows(await access_service.markings(ctx.db, str(case.id)), labels)
+
+
 def withheld(p: Principal, case_id: int, items: Iterable[str],
              marks: Mapping[str, Marking]) -> dict[str, str]:
     """Items the principal may not see for their classification (R3/R4): item -> reason."""
@@ -271,6 +279,34 @@ async def missing_item(ctx: Ctx, case: Case, item: str) -> Denied:
                       extra={"item": item[:200], "case": str(case.id)})
 
 
+@dataclass(frozen=True)
+class RecordView:
+    """A granted record being viewed: its values and, per field of its kind, the text shown."""
+
+    case: Case
+    item: str
+    record: CaseRecord
+    kind: RecordKind | None
+    values: dict[str, Any]
+    texts: list[tuple[str, str]]  # (field label, display text)
+
+
+async def view_record(ctx: Ctx, record_id: int) -> RecordView:
+    """A record of the route's case, through :func:`checked_view` (decided and logged); an
+    id not in the case is refused (and logged) like a missing one."""
+    case = ctx.require_case()
+    item = record_item(record_id)
+    rec = await ctx.db.get(CaseRecord, record_id)
+    if rec is None or rec.case_id != case.id:
+        raise await missing_item(ctx, case, item)
+    await checked_view(ctx, case, item)
+    kind = ctx.rb.record_kinds.get(rec.kind_id)
+    values = json.loads(rec.fields)
+    texts = [(f.label, display_value(f.type, values.get(fid), f.options))
+             for fid, f in kind.fields.items()] if kind else []
+    return RecordView(case, item, rec, kind, values, texts)
+
+
 # -- requests -----------------------------------------------------------------------------
 
 
@@ -282,30 +318,30 @@ def parse_scope(raw: str | None) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-@dataclass
-class RequestView:
-    """One access request as people see it (pages and API)."""
+class RequestView(BaseModel):
+    """One access request as people see it: the pages render it, the JSON API returns it
+    (as ``AccessRequestOut``)."""
 
     id: int
     case_id: int | None
     case_no: str
     case_title: str
-    requester: str
+    requester: str = Field(description="申请人（user:<用户名>）")
     requester_name: str
-    requester_kind: str
+    requester_kind: str = Field(description="party 当事人 / official 执法人员")
     requester_kind_zh: str
     purpose: str
     scope: list[str]
     scope_labels: list[str]
     requested_at: dt.datetime
     requested_until: dt.datetime
-    status: str
+    status: str = Field(description="pending 待审批 / approved 已同意 / refused 不同意 / "
+                        "revoked 已撤销 / expired 已过期")
     status_zh: str
-    badge: str
     decided_by: str | None
     decided_by_name: str | None
     decided_at: dt.datetime | None
-    reason: str  # Chinese: why refused (or the approval's note)
+    reason: str = Field(description="不同意的理由（依规则拒绝时为规则的说明）或同意时的意见")
     refused_by_rules: bool
     rule_code: str | None
     granted_scope: list[str] | None
@@ -314,11 +350,15 @@ class RequestView:
     revoked_by_name: str | None
     revoked_at: dt.datetime | None
     revoke_reason: str | None
-    mine: bool = False
-    may_decide: bool = False  # pending, and the viewer is an agency head who did not ask
-    may_revoke: bool = False
-    self_request: bool = False
+    mine: bool
+    may_decide: bool  # pending, and the viewer is an agency head who did not ask
+    may_revoke: bool
+    self_request: bool
 
+    @property
+    def badge(self) -> str:
+        """The status badge's style on the pages."""
+        return STATUS_BADGE.get(self.status, "grey")
 
 
 async def _names(db: Any) -> dict[str, str]:
@@ -360,7 +400,7 @@ async def request_views(ctx: Ctx, rows: Sequence[AccessRequest],
             requester_kind_zh=KIND_ZH.get(r.requester_kind, r.requester_kind),
             purpose=r.purpose, scope=scope, scope_labels=[lab.get(i, i) for i in scope],
             requested_at=r.requested_at, requested_until=r.requested_until, status=status,
-            status_zh=STATUS_ZH.get(status, status), badge=STATUS_BADGE.get(status, "grey"),
+            status_zh=STATUS_ZH.get(status, status),
             decided_by=r.decided_by,
             decided_by_name=names.get(r.decided_by, r.decided_by) if r.decided_by else None,
             decided_at=r.decided_at, reason=reason, refused_by_rules=by_rules,
@@ -375,6 +415,11 @@ async def request_views(ctx: Ctx, rows: Sequence[AccessRequest],
             may_revoke=head and status == "approved",
         ))
     return out
+
+
+async def request_view(ctx: Ctx, row: AccessRequest) -> RequestView:
+    """One row -> its view (see :func:`request_views`)."""
+    return (await request_views(ctx, [row]))[0]
 
 
 async def visible_requests(ctx: Ctx, *, case_id: int | None = None, status: str | None = None,
