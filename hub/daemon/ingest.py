@@ -119,6 +119,7 @@ class Ingest:
         publish: Publish,
         on_stored: Callable[[Segment], Awaitable[None]] | None = None,
         on_heartbeat: Callable[[str, int], Awaitable[None]] | None = None,
+        on_clock: Callable[[Heartbeat, int], Awaitable[Any]] | None = None,
         metrics: HubMetrics | None = None,
         shared: bool = False,
     ) -> None:
@@ -133,6 +134,7 @@ class Ingest:
         self.publish = publish
         self.on_stored = on_stored
         self.on_heartbeat = on_heartbeat
+        self.on_clock = on_clock  # (verified heartbeat, hub time of arrival in ms)
         self._background: set[asyncio.Task[None]] = set()
         self.stats = IngestStats()
         self.metrics = metrics
@@ -533,6 +535,7 @@ class Ingest:
     # -- heartbeats --------------------------------------------------------------------------
 
     async def _on_heartbeat(self, where: topics.DeviceTopic, payload: bytes) -> None:
+        received_ms = to_ms(utcnow())
         signed = decode_signed(payload, Heartbeat)
         topics.check_same_device(where, signed.message.device_id)
         hb = signed.verify(await self._device_key(where.device_id))
@@ -545,6 +548,11 @@ class Ingest:
             self.metrics.pending.labels(where.device_id).set(hb.pending_segments)
         if self.on_heartbeat is not None:
             await self.on_heartbeat(where.device_id, hb.last_seq)
+        if self.on_clock is not None:
+            try:
+                await self.on_clock(hb, received_ms)
+            except Exception:  # a time sync is a courtesy; the heartbeat itself counted
+                log.exception("time sync for %s failed", where.device_id)
 
     # -- replies and refusals ----------------------------------------------------------------
 

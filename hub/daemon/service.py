@@ -18,6 +18,7 @@ from ..verify.checkpointer import checkpoint_loop
 from ..storage import BlobStore, open_store
 from .ingest import Ingest
 from .memory import trim
+from .timesync import TimeSync
 from .mqtt import MqttBridge, tls_context
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,15 @@ class HubService:
             persistent=b.share_group is None,
         )
         self.oversight = IngestHooks(self.sessions, source=CaseStepSource(default_rulebook()))
+        self.timesync = TimeSync(self.sessions, keys.ed25519_private(cfg.signing_key.read_bytes()),
+                                 cfg.devices, self.bridge.publish)
         self.ingest = Ingest(
             hub_id=cfg.hub_id, sessions=self.sessions, store=self.store,
             signing_key=keys.ed25519_private(cfg.signing_key.read_bytes()),
             box_key=keys.x25519_private(cfg.box_key.read_bytes()),
             publish=self.bridge.publish, metrics=self.metrics,
             on_stored=self.oversight.on_stored, on_heartbeat=self.oversight.on_heartbeat,
+            on_clock=self.timesync.on_heartbeat,
             shared=b.share_group is not None,
         )
 

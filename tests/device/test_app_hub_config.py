@@ -165,3 +165,19 @@ def _record_paused(app: RecorderApp) -> int:
     app.press("record")
     assert wait_for(lambda: app.store.last_seq() > before, 30)
     return app.store.last_seq()
+
+
+def test_hub_pushes_its_time_to_a_managed_recorder_that_connects_unsynced(rig, tmp_path):
+    """The retained config a recorder finds at connect binds it but is no time reading; the
+    hub answers the recorder's first (unsynced) heartbeat with a fresh, live config."""
+    hub = rig.start_hub()
+    _assign(_hub_toml(rig, tmp_path / "hub.toml"), "rec-c", "zf-0404")
+    time.sleep(1.0)  # the assignment is now only a retained message on the broker
+    clock = FakeClock(status=ClockStatus("unsynced", "none"))
+    settings = app_settings(rig, "rec-c", tmp_path)
+    with RecorderApp(settings, pin_factory=MockFactory(), clock=clock) as app:
+        assert wait_for(lambda: app.officer_id == "zf-0404", 15), "bound by the retained config"
+        assert wait_for(lambda: clock.status().sync == "synced", 20), clock.status()
+        assert clock.status().source == "hub"
+        assert app.officer_id == "zf-0404", "the time sync keeps the hub's binding"
+    assert hub.service.timesync.pushed >= 1
