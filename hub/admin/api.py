@@ -390,6 +390,15 @@ async def fleet(ctx: Ctx = NEED["fleet.read"]) -> list[dict[str, Any]]:
         "last_seen_at": d["device"].last_seen_at.isoformat() if d["device"].last_seen_at else None,
         "segments": d["segments"], "pending": d["pending"], "online": d["online"],
         "revoked": d["revoked"], "gaps": d["gaps"], "overdue": d["overdue"],
+        "heartbeat": None if d["device"].hb_state is None else {
+            "state": d["device"].hb_state, "storage": d["device"].hb_storage,
+            "free_bytes": d["device"].hb_free_bytes,
+            "pending_segments": d["device"].hb_pending_segments,
+            "pending_bytes": d["device"].hb_pending_bytes,
+            "clock_state": d["device"].hb_clock_state,
+            "clock_offset_ms": d["device"].hb_clock_offset_ms,
+            "battery_pct": d["device"].hb_battery_pct, "firmware": d["device"].hb_firmware,
+        },
     } for d in await views.fleet(ctx)]
 
 

@@ -387,8 +387,35 @@ async def fleet(ctx: Ctx) -> list[dict[str, Any]]:
             "segments": st.n if st else 0, "last_received": st.last_rx if st else None,
             "pending": pending, "online": online, "revoked": d.revoked_at is not None,
             "gaps": info.get("gaps", []), "overdue": info.get("overdue", []),
+            "status": device_status(d),
         })
     return out
+
+
+_STATE_ZH = {"idle": "待机", "recording": "录音录像中", "audio_only": "仅录音",
+             "stopped_full": "存储已满，已停止", "booting": "启动中"}
+_STORAGE_ZH = {"ok": ("正常", "ok"), "low": ("空间不足", "warn"), "full": ("已满", "err")}
+_CLOCK_ZH = {"synced": ("已校时", "ok"), "holdover": ("保持（未重新校时）", "warn"),
+             "unsynced": ("未校时，时间不可信", "err")}
+
+
+def device_status(d: Device) -> dict[str, Any] | None:
+    """What the recorder said in its last heartbeat, for people: state, card, clock."""
+    if d.hb_state is None:
+        return None
+    storage, storage_level = _STORAGE_ZH.get(d.hb_storage or "", (d.hb_storage or "—", "grey"))
+    clock, clock_level = _CLOCK_ZH.get(d.hb_clock_state or "", (d.hb_clock_state or "—", "grey"))
+    offset = d.hb_clock_offset_ms
+    return {
+        "state": _STATE_ZH.get(d.hb_state, d.hb_state),
+        "storage": storage, "storage_level": storage_level,
+        "free_gb": None if d.hb_free_bytes is None else d.hb_free_bytes / 1e9,
+        "pending_segments": d.hb_pending_segments, "pending_mb":
+            None if d.hb_pending_bytes is None else d.hb_pending_bytes / 1e6,
+        "clock": clock, "clock_level": clock_level,
+        "offset_s": None if offset is None else offset / 1000,
+        "battery": d.hb_battery_pct, "firmware": d.hb_firmware,
+    }
 
 
 # -- streaming with range requests --------------------------------------------------------

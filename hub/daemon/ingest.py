@@ -544,6 +544,11 @@ class Ingest:
             if dev is not None:
                 dev.last_seen_at = utcnow()
                 dev.last_seq_reported = hb.last_seq if hb.last_seq >= 0 else None
+                dev.hb_state, dev.hb_storage, dev.hb_firmware = hb.state, hb.storage, hb.firmware
+                dev.hb_free_bytes, dev.hb_battery_pct = hb.free_bytes, hb.battery_pct
+                dev.hb_pending_segments, dev.hb_pending_bytes = (hb.pending_segments,
+                                                                 hb.pending_bytes)
+                dev.hb_clock_state, dev.hb_clock_offset_ms = hb.clock.state, hb.clock.offset_ms
         if self.metrics is not None:
             self.metrics.pending.labels(where.device_id).set(hb.pending_segments)
         if self.on_heartbeat is not None:

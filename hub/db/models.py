@@ -40,6 +40,16 @@ class Device(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_seq_reported: Mapped[int | None] = mapped_column(BigInteger)
+    # the last verified heartbeat (migration 0009_device_status)
+    hb_state: Mapped[str | None] = mapped_column(String(16))
+    hb_storage: Mapped[str | None] = mapped_column(String(8))
+    hb_free_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    hb_pending_segments: Mapped[int | None] = mapped_column(Integer)
+    hb_pending_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    hb_battery_pct: Mapped[int | None] = mapped_column(Integer)
+    hb_firmware: Mapped[str | None] = mapped_column(String(64))
+    hb_clock_state: Mapped[str | None] = mapped_column(String(16))
+    hb_clock_offset_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Segment(Base):

@@ -95,3 +95,19 @@ async def test_recorder_the_hub_never_configured_keeps_its_own_binding(pki, tmp_
     await ingest.handle(*_beat(store, state="unsynced"))
     assert _configs(pki, sent) == [] and sync.pushed == 0
     await engine.dispose()
+
+
+async def test_heartbeat_state_lands_on_the_device_row(pki, tmp_path):
+    from lerec.hub.db import Device
+
+    engine, ingest, _, _, store = await _env(pki, tmp_path)
+    hb = Heartbeat(DEV, "officer-1", int(time.time() * 1000), "recording", 4, 2, 9_000_000,
+                   123_000_000, "low", ClockInfo("holdover", "hub", -1500, 200), 61, "fw/2")
+    await ingest.handle(topics.device_topic(DEV, "heartbeat"), store.sign(hb))
+    async with ingest.sessions() as s:
+        d = await s.get(Device, DEV)
+    assert (d.hb_state, d.hb_storage, d.hb_free_bytes, d.hb_pending_segments,
+            d.hb_pending_bytes, d.hb_battery_pct, d.hb_firmware, d.hb_clock_state,
+            d.hb_clock_offset_ms, d.last_seq_reported) == (
+        "recording", "low", 123_000_000, 2, 9_000_000, 61, "fw/2", "holdover", -1500, 4)
+    await engine.dispose()
