@@ -22,10 +22,12 @@ chunks the shared staging folder does not have.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import socket
 import ssl
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,10 @@ class MqttBridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         # (message, number of the connection it arrived on)
         self._queue: asyncio.Queue[tuple[mqtt.MQTTMessage, int]] = asyncio.Queue()
+        # messages handed over by paho's thread; the event loop is woken once per batch
+        self._inbox: collections.deque[tuple[mqtt.MQTTMessage, int]] = collections.deque()
+        self._wake_pending = False
+        self._inbox_lock = threading.Lock()
         self._connected = asyncio.Event()
         self.connects = 0
         self.failures = 0  # handler failures (messages left unacknowledged)
@@ -160,8 +166,22 @@ class MqttBridge:
             self._loop.call_soon_threadsafe(self._connected.clear)
 
     def _on_message(self, _c: Any, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        # One wake-up of the event loop per batch, not per message: under load paho reads many
+        # messages while the loop is busy, and each wake-up is a syscall plus a GIL hand-over.
+        with self._inbox_lock:
+            self._inbox.append((msg, self.connects))
+            if self._wake_pending:
+                return
+            self._wake_pending = True
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, (msg, self.connects))
+        self._loop.call_soon_threadsafe(self._take_inbox)
+
+    def _take_inbox(self) -> None:
+        with self._inbox_lock:
+            batch, self._wake_pending = list(self._inbox), False
+            self._inbox.clear()
+        for item in batch:
+            self._queue.put_nowait(item)
 
     # asyncio side --------------------------------------------------------------------------
 
