@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.summary import write_table
 
 
 def _load(name: str, path: Path) -> Any:
@@ -28,19 +29,10 @@ Fleet = gauntlet.Fleet
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not LEDGER:
-        return
-    tr = terminalreporter
-    tr.section("fault gauntlet")
-    head = f"{'scenario':<28}{'runs':>6}{'sent':>7}{'stored':>8}{'lost':>6}{'invalid':>9}  note"
-    tr.write_line(head)
-    tr.write_line("-" * len(head))
-    for o in LEDGER:
-        tr.write_line(f"{o.scenario:<28}{o.runs:>6}{o.sent:>7}{o.stored:>8}{o.lost:>6}"
-                      f"{o.invalid:>9}  {o.note}")
-    tr.write_line(f"{'total':<28}{sum(o.runs for o in LEDGER):>6}"
-                  f"{sum(o.sent for o in LEDGER):>7}{sum(o.stored for o in LEDGER):>8}"
-                  f"{sum(o.lost for o in LEDGER):>6}{sum(o.invalid for o in LEDGER):>9}")
+    write_table(terminalreporter, "fault gauntlet", ("scenario", 28),
+                [("runs", 6), ("sent", 7), ("stored", 8), ("lost", 6), ("invalid", 9)],
+                [(o.scenario, (o.runs, o.sent, o.stored, o.lost, o.invalid), o.note)
+                 for o in LEDGER])
 
 
 @pytest.fixture

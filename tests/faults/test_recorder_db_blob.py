@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from lerec.hub.errors import IntegrityError
 from lerec_fault_gauntlet import check_outcome  # type: ignore[import-not-found]
-from support.hubproc import FreshPostgres, pg_execute, query_segments, write_hub_toml
+from support.databases import FreshPostgres, execute
+from support.hubproc import query_segments, write_hub_toml
+
+from lerec.hub.errors import IntegrityError
 
 RECORDER = Path(__file__).with_name("_recorder_proc.py")
 DEVICES = ("rec-a", "rec-b", "rec-c")
@@ -166,8 +168,8 @@ def test_postgres_backends_terminated_mid_ingest(rig, fleet_factory):
         stop = threading.Event()
 
         def terminate() -> None:
-            pg_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+            execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
 
         try:
             runs = _hold(terminate, lambda: None, fleet, 5, 0.3)

@@ -15,14 +15,15 @@ import threading
 import time
 from collections import Counter
 
+from sqlalchemy import select
+from support.hubproc import HubProcess, enroll, query_segments, run_db, write_hub_toml
+from support.rig import fake_segment, hub_config, make_store, make_uploader
+
 from lerec.deploy.pki import issue_device
 from lerec.hub.config import BrokerSettings, S3Settings, StorageSettings
 from lerec.hub.db.audit_models import AuditEntry
 from lerec.hub.storage.s3 import S3BlobStore
 from lerec.protocol import Receipt, decode_signed, keys
-from sqlalchemy import select
-from support.hubproc import HubProcess, enroll, query_segments, run_db, write_hub_toml
-from support.rig import fake_segment, hub_config, make_store, make_uploader
 
 RECORDERS = 50
 SEGMENTS = 2
@@ -31,14 +32,13 @@ WORKERS = 3
 GROUP = "ingest"
 
 
-def test_three_workers_share_ingest_and_survive_a_kill(pki, broker, tmp_path, pg_url,
-                                                       seaweed_s3):
+def test_three_workers_share_ingest_and_survive_a_kill(pki, broker, tmp_path, pg_url, seaweed):
     devices = [f"so-{i:02d}" for i in range(RECORDERS)]
     for d in devices:
         issue_device(pki, d)
     shared = tmp_path / "shared"  # in production: one volume mounted by every worker
     bucket = f"lerec-so-{os.urandom(4).hex()}"
-    s3 = S3Settings(endpoint_url=seaweed_s3, bucket=bucket)
+    s3 = S3Settings(endpoint_url=seaweed, bucket=bucket)
     workers: list[HubProcess] = []
     for i in range(WORKERS):
         cfg = hub_config(pki, broker.port, tmp_path, database_url=pg_url)
@@ -104,7 +104,7 @@ def test_three_workers_share_ingest_and_survive_a_kill(pki, broker, tmp_path, pg
         assert r.sha256 == hashlib.sha256(contents[(r.device_id, r.seq)]).hexdigest()
 
     # Exactly one object per segment in SeaweedFS, each hashing to its address.
-    objects = S3BlobStore(endpoint_url=seaweed_s3, bucket=bucket, staging_dir=tmp_path / "v")
+    objects = S3BlobStore(endpoint_url=seaweed, bucket=bucket, staging_dir=tmp_path / "v")
     keys_ = [o["Key"] for page in objects.client.get_paginator("list_objects_v2").paginate(
         Bucket=bucket) for o in page.get("Contents", [])]
     assert len(keys_) == len(contents)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from support.summary import write_table
 
 
 @dataclass
@@ -21,17 +22,9 @@ REPORT: list[Probe] = []
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not REPORT:
-        return
-    tr = terminalreporter
-    tr.section("security gauntlet")
-    head = f"{'area':<44}{'tried':>7}{'through':>9}  note"
-    tr.write_line(head)
-    tr.write_line("-" * len(head))
-    for p in REPORT:
-        tr.write_line(f"{p.area:<44}{p.tried:>7}{p.through:>9}  {p.note}")
-    tr.write_line(f"{'total':<44}{sum(p.tried for p in REPORT):>7}"
-                  f"{sum(p.through for p in REPORT):>9}")
+    write_table(terminalreporter, "security gauntlet", ("area", 44),
+                [("tried", 7), ("through", 9)],
+                [(p.area, (p.tried, p.through), p.note) for p in REPORT])
 
 
 @pytest.fixture

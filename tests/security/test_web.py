@@ -17,8 +17,6 @@ The role x endpoint matrix itself is tests/hub/admin/test_permissions.py (not re
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -29,24 +27,18 @@ import schemathesis
 from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.admin import (  # noqa: F401 - dbs, database_url: the fixtures
+    PASSWORD,
+    ROLE_USER,
+    admin_app,
+    database_url,
+    dbs,
+    route_permissions,
+)
+from support.admin_client import Browser, in_process_client
+
 from lerec.hub.admin.permissions import PUBLIC
 from lerec.hub.admin.security import COOKIE
-
-
-def _load(name: str, path: Path) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-TESTS = Path(__file__).parents[1]
-_db = _load("lerec_test_db", TESTS / "hub" / "cases" / "_db.py")
-helpers = _load("lerec_admin_helpers", TESTS / "hub" / "admin" / "_helpers.py")
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -55,12 +47,8 @@ class Web:
     """The admin app on a private event loop, so hypothesis (sync) can drive it."""
 
     def __init__(self, database_url: str, storage: Path) -> None:
-        from lerec.hub.admin.app import create_app
-        from lerec.hub.admin.settings import AdminSettings
-
         self.loop = asyncio.new_event_loop()
-        self.app = create_app(AdminSettings(database_url=database_url, storage_dir=storage,
-                                            migrate=False, refresh_minutes=0))
+        self.app = admin_app(database_url, storage)
         self.stack = AsyncExitStack()
         self.run(self.stack.enter_async_context(self.app.router.lifespan_context(self.app)))
 
@@ -68,12 +56,11 @@ class Web:
         return self.loop.run_until_complete(coro)
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
-                                 base_url="https://testserver", follow_redirects=False)
+        return in_process_client(self.app)
 
     def browser(self, name: str) -> Any:
-        b = helpers.Browser(self.client())
-        self.run(b.login(name, _db.PASSWORD))
+        b = Browser(self.client())
+        self.run(b.login(name, PASSWORD))
         return b
 
     def close(self) -> None:
@@ -81,34 +68,17 @@ class Web:
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def dbs(tmp_path_factory):  # type: ignore[no-untyped-def]
-    yield from _db.databases_fixture(tmp_path_factory)
-
-
 @pytest.fixture
-def web(dbs, tmp_path):  # type: ignore[no-untyped-def]
-    url = dbs.new(tmp_path)
-    w = Web(url, tmp_path / "store")
+def web(database_url, tmp_path):  # type: ignore[no-untyped-def]
+    w = Web(database_url, tmp_path / "store")
     try:
         yield w
     finally:
         w.close()
-        dbs.drop(url)
 
 
 def permission_of(route: APIRoute) -> str:
-    found: list[str] = []
-
-    def walk(dep: Any) -> None:
-        perm = getattr(dep.call, "permission", None)
-        if perm is not None:
-            found.append(perm)
-        for sub in dep.dependencies:
-            walk(sub)
-
-    walk(route.dependant)
-    return found[0] if found else PUBLIC
+    return (route_permissions(route) or [PUBLIC])[0]
 
 
 def _request_kwargs(case: Any) -> dict[str, Any]:
@@ -125,8 +95,8 @@ def _request_kwargs(case: Any) -> dict[str, Any]:
 
 
 def test_schemathesis_no_5xx_and_no_auth_bypass(web, report):
-    handler = web.browser(_db.ROLE_USER["handler"])
-    head = web.browser(_db.ROLE_USER["agency_head"])
+    handler = web.browser(ROLE_USER["handler"])
+    head = web.browser(ROLE_USER["agency_head"])
     web.run(handler.create_case())  # something to find
     schema = schemathesis.openapi.from_dict(web.app.openapi())
     public = {(m, r.path) for r in web.app.routes if isinstance(r, APIRoute)
@@ -171,7 +141,7 @@ def test_schemathesis_no_5xx_and_no_auth_bypass(web, report):
 
 
 def test_session_fixation_and_logout(web, report):
-    user, tried, through = _db.ROLE_USER["handler"], 0, 0
+    user, tried, through = ROLE_USER["handler"], 0, 0
 
     def sid(c: httpx.AsyncClient) -> str | None:
         values = [k.value for k in c.cookies.jar if k.name == COOKIE]
@@ -185,8 +155,8 @@ def test_session_fixation_and_logout(web, report):
     # 1. A session id the attacker chose before the victim logs in.
     c = web.client()
     c.cookies.set(COOKIE, "attacker-chosen-session-id-0123456789")
-    b = helpers.Browser(c)
-    web.run(b.login(user, _db.PASSWORD))
+    b = Browser(c)
+    web.run(b.login(user, PASSWORD))
     tried += 1
     through += web.run(logged_in("attacker-chosen-session-id-0123456789"))
     assert sid(c) != "attacker-chosen-session-id-0123456789"
@@ -194,8 +164,8 @@ def test_session_fixation_and_logout(web, report):
     c2 = web.client()
     web.run(c2.get("/login"))
     planted = sid(c2)
-    b2 = helpers.Browser(c2)
-    web.run(b2.login(user, _db.PASSWORD))
+    b2 = Browser(c2)
+    web.run(b2.login(user, PASSWORD))
     if planted:
         tried += 1
         through += web.run(logged_in(planted))
@@ -212,7 +182,7 @@ def test_session_fixation_and_logout(web, report):
 
 
 def test_csrf_on_every_state_changing_route(web, report):
-    b = web.browser(_db.ROLE_USER["handler"])
+    b = web.browser(ROLE_USER["handler"])
     case = web.run(b.create_case())
     tried = through = 0
     refused_codes: set[int] = set()
@@ -249,7 +219,7 @@ LEAK_MARKERS = (b"root:x:0", b"SQLite format 3", b"[project]", b"BEGIN PRIVATE K
 
 
 def test_path_traversal_in_downloads(web, report):
-    b = web.browser(_db.ROLE_USER["handler"])
+    b = web.browser(ROLE_USER["handler"])
     case = web.run(b.create_case())
     cid = case["id"]
     urls = []
@@ -277,10 +247,10 @@ SQLI = ["' OR '1'='1", "' OR 1=1 --", "%' OR 1=1 --", "'; DROP TABLE cases; --",
 
 
 def test_sql_injection_probes_in_search(web, report):
-    handler = web.browser(_db.ROLE_USER["handler"])
+    handler = web.browser(ROLE_USER["handler"])
     for i in range(3):
         web.run(handler.create_case(title=f"案件{i}"))
-    officer = web.browser(_db.ROLE_USER["officer"])  # a member of none of them
+    officer = web.browser(ROLE_USER["officer"])  # a member of none of them
     tried = through = 0
     for probe in SQLI:
         for who, visible in ((officer, 0), (handler, None)):

@@ -165,37 +165,3 @@ class HubProcess:
 
     def open_files(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def pg_base() -> str:
-    """The PostgreSQL server for tests: LEREC_TEST_DATABASE_URL, else the local default."""
-    return (os.environ.get("LEREC_TEST_DATABASE_URL") or DEFAULT_PG).replace(
-        "postgresql+asyncpg://", "postgresql://")
-
-
-def pg_execute(sql: str) -> None:
-    import asyncpg
-
-    async def go() -> None:
-        conn = await asyncpg.connect(pg_base())
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
-
-
-class FreshPostgres:
-    """``with FreshPostgres() as url:`` a new, empty PostgreSQL database, dropped on exit."""
-
-    def __enter__(self) -> str:
-        self.name = f"lerec_f_{os.getpid()}_{os.urandom(4).hex()}"
-        pg_execute(f'CREATE DATABASE "{self.name}"')
-        return f"{pg_base().rpartition('/')[0]}/{self.name}"
-
-    def __exit__(self, *exc: object) -> None:
-        pg_execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

@@ -1,16 +1,14 @@
 """A real test rig: dev PKI, mosquitto with the deploy/ TLS+ACL config, hub, recorders.
 
 Nothing here is mocked: the broker is the real mosquitto binary on a free loopback port, the
-database a real SQLite file, the crypto real. A missing mosquitto fails loudly.
+database a real SQLite file (or PostgreSQL, see support.databases), the crypto real. A missing
+mosquitto fails loudly.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import datetime as dt
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,81 +21,13 @@ from lerec.deploy.pki import Pki, init_pki, issue_device
 from lerec.device.media.segment import FinishedSegment
 from lerec.device.store import ClipStore
 from lerec.device.upload import Uploader, tls_context
+from lerec.hub import fleet
 from lerec.hub.config import BrokerSettings, HubConfig
 from lerec.hub.daemon.runner import HubThread
-from lerec.hub.db import Segment, sqlite_url
-from lerec.hub import fleet
+from lerec.hub.db import Segment
 from lerec.protocol import keys
 
-
-#: Set to e.g. postgresql://postgres@127.0.0.1:5432/test to run the suite on PostgreSQL: each
-#: hub root then gets a fresh database (dropped when the rig closes, or at exit).
-DATABASE_ENV = "LEREC_TEST_DATABASE_URL"
-_pg_databases: dict[Path, str] = {}
-_pg_lock = threading.Lock()
-
-
-def _pg_admin(sql: str) -> None:
-    """Run one statement on the maintenance database given by LEREC_TEST_DATABASE_URL."""
-    import asyncpg
-
-    base = os.environ[DATABASE_ENV].replace("postgresql+asyncpg://", "postgresql://")
-
-    async def go() -> None:
-        conn = await asyncpg.connect(base)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    # Own thread and loop: callers may be inside a running event loop.
-    error: list[BaseException] = []
-    t = threading.Thread(target=lambda: _capture(error, lambda: asyncio.run(go())))
-    t.start()
-    t.join()
-    if error:
-        raise error[0]
-
-
-def _capture(errors: list[BaseException], fn: Any) -> None:
-    try:
-        fn()
-    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-        errors.append(exc)
-
-
-def database_url(root: Path) -> str:
-    """The hub database for a test whose hub lives in ``root``: a SQLite file there, or, with
-    LEREC_TEST_DATABASE_URL set, a fresh PostgreSQL database (the same one for the same root,
-    so a restarted hub finds its data)."""
-    base = os.environ.get(DATABASE_ENV)
-    if not base:
-        return sqlite_url(root / "hub.db")
-    key = Path(root).resolve()
-    with _pg_lock:
-        name = _pg_databases.get(key)
-        if name is None:
-            name = f"lerec_t_{os.getpid()}_{os.urandom(5).hex()}"
-            _pg_admin(f'CREATE DATABASE "{name}"')
-            _pg_databases[key] = name
-    prefix, _, _db = base.rpartition("/")
-    return f"{prefix}/{name}"
-
-
-def drop_databases(root: Path | None = None) -> None:
-    """Drop the PostgreSQL databases made for ``root`` (every one when None)."""
-    with _pg_lock:
-        keys_ = [k for k in _pg_databases if root is None or k == Path(root).resolve()
-                 or Path(root).resolve() in k.parents]
-        names = [_pg_databases.pop(k) for k in keys_]
-    for name in names:
-        try:
-            _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except Exception:  # noqa: BLE001 - best effort at teardown
-            pass
-
-
-atexit.register(drop_databases)
+from .databases import database_url, drop_databases
 
 
 def make_pki(root: Path, devices: tuple[str, ...] = ("rec-a", "rec-b", "rec-c")) -> Pki:

@@ -3,44 +3,19 @@ one user per role), driven by Debian's Chromium through Playwright, headless."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from support.admin import PASSWORD, admin_app, database_url, dbs  # noqa: F401 - fixtures
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--autoplay-policy=no-user-gesture-required", "--lang=zh-CN"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-
-
-def _load(name: str, path: Path):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_db = _load("lerec_test_db", Path(__file__).parents[1] / "hub" / "cases" / "_db.py")
-
-
-@pytest.fixture(scope="session")
-def dbs(tmp_path_factory):
-    yield from _db.databases_fixture(tmp_path_factory)
-
-
-@pytest.fixture
-def database_url(dbs, tmp_path):
-    yield from _db.database_url_fixture(dbs, tmp_path)
 
 
 def _free_port() -> int:
@@ -76,12 +51,7 @@ class Server:
 
 @pytest.fixture
 def server(database_url, tmp_path):
-    from lerec.hub.admin.app import create_app
-    from lerec.hub.admin.settings import AdminSettings
-
-    app = create_app(AdminSettings(database_url=database_url, storage_dir=tmp_path / "store",
-                                   migrate=False, refresh_minutes=0))
-    with Server(app, _free_port()) as srv:
+    with Server(admin_app(database_url, tmp_path / "store"), _free_port()) as srv:
         yield srv
 
 
@@ -111,4 +81,4 @@ def shots():
 
 @pytest.fixture
 def password() -> str:
-    return _db.PASSWORD
+    return PASSWORD

@@ -3,48 +3,15 @@ clients talking to it in-process (https, so the Secure cookie is sent), logged i
 
 from __future__ import annotations
 
-import importlib.util
-import re
-import sys
-from pathlib import Path
-
 import httpx
 import pytest
-
-
-def _load(name: str, path: Path):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_db = _load("lerec_test_db", Path(__file__).parents[1] / "cases" / "_db.py")
-helpers = _load("lerec_admin_helpers", Path(__file__).with_name("_helpers.py"))
-
-
-@pytest.fixture(scope="session")
-def dbs(tmp_path_factory):
-    yield from _db.databases_fixture(tmp_path_factory)
-
-
-@pytest.fixture
-def database_url(dbs, tmp_path):
-    yield from _db.database_url_fixture(dbs, tmp_path)
+from support.admin import PASSWORD, admin_app, database_url, dbs  # noqa: F401 - fixtures
+from support.admin_client import Browser, in_process_client
 
 
 @pytest.fixture
 async def app(database_url, tmp_path):
-    from lerec.hub.admin.app import create_app
-    from lerec.hub.admin.settings import AdminSettings
-
-    application = create_app(AdminSettings(database_url=database_url,
-                                           storage_dir=tmp_path / "store", migrate=False,
-                                           refresh_minutes=0))
+    application = admin_app(database_url, tmp_path / "store")
     async with application.router.lifespan_context(application):
         yield application
 
@@ -54,8 +21,7 @@ def client_factory(app):
     clients: list[httpx.AsyncClient] = []
 
     def make() -> httpx.AsyncClient:
-        c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                              base_url="https://testserver", follow_redirects=False)
+        c = in_process_client(app)
         clients.append(c)
         return c
 
@@ -64,13 +30,11 @@ def client_factory(app):
 
 @pytest.fixture
 def login(client_factory):
-    async def do(name: str) -> helpers.Browser:
+    async def do(name: str) -> Browser:
         c = client_factory()
-        b = helpers.Browser(c)
-        await b.login(name, _db.PASSWORD)
+        b = Browser(c)
+        await b.login(name, PASSWORD)
         return b
 
     return do
 
-
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from lerec_admin_helpers import add_segment, audit_rows, user_id  # type: ignore[import-not-found]
+from support.admin_client import add_segment, audit_rows, user_id
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 WHEN = dt.datetime(2026, 11, 20, 9, 30, tzinfo=CHINA)

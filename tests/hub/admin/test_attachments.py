@@ -7,8 +7,9 @@ import hashlib
 import io
 
 import pytest
+from support.admin_client import audit_rows
+
 from lerec.hub.cases import transcribe
-from lerec_admin_helpers import audit_rows  # type: ignore[import-not-found]
 
 
 async def _upload(h, cid, data: bytes, media: str, **fields):

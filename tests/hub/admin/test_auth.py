@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lerec_admin_helpers import CSRF_RE, Browser, audit_rows  # type: ignore[import-not-found]
-from lerec_test_db import PASSWORD  # type: ignore[import-not-found]
+from support.admin import PASSWORD
+from support.admin_client import CSRF_RE, Browser, audit_rows
 
 
 async def test_login_rotates_the_session_and_sets_safe_cookie_flags(app, client_factory):

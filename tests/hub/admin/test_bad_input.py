@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from lerec_admin_helpers import audit_rows  # type: ignore[import-not-found]
+from support.admin_client import audit_rows
 
 SCRIPT = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

@@ -3,7 +3,7 @@ rulebook, history kept, stages in order, approvals, archiving, who sees what."""
 
 from __future__ import annotations
 
-from lerec_admin_helpers import audit_rows, user_id  # type: ignore[import-not-found]
+from support.admin_client import audit_rows, user_id
 
 START = {
     "reason": "日常巡查发现", "case_source": "日常巡查", "party_info": "某餐馆",

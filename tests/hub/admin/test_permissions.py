@@ -10,27 +10,13 @@ import re
 
 import pytest
 from fastapi.routing import APIRoute
-from lerec_admin_helpers import audit_rows  # type: ignore[import-not-found]
-from lerec_test_db import ROLE_USER  # type: ignore[import-not-found]
 from starlette.routing import Mount
+from support.admin import ROLE_USER, route_permissions
+from support.admin_client import audit_rows
 
 from lerec.hub.admin.permissions import MATRIX, PUBLIC, ROLES, SESSION, allowed
 
 PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
-
-
-def permission_of(route: APIRoute) -> list[str]:
-    found = []
-
-    def walk(dep) -> None:
-        perm = getattr(dep.call, "permission", None)
-        if perm is not None:
-            found.append(perm)
-        for sub in dep.dependencies:
-            walk(sub)
-
-    walk(route.dependant)
-    return found
 
 
 def routes(app):
@@ -49,7 +35,7 @@ def routes(app):
 async def test_every_route_names_exactly_one_permission_from_the_matrix(app):
     seen = set()
     for method, route in routes(app):
-        perms = permission_of(route)
+        perms = route_permissions(route)
         assert len(perms) == 1, f"{method} {route.path} has permissions {perms}"
         assert perms[0] in MATRIX
         seen.add(perms[0])
@@ -67,7 +53,7 @@ def test_matrix_roles_are_the_rulebook_roles():
 @pytest.fixture
 async def sessions_by_role(app, login, client_factory):
     out = {role: await login(ROLE_USER[role]) for role in ROLES}
-    from lerec_admin_helpers import Browser  # type: ignore[import-not-found]
+    from support.admin_client import Browser
 
     anon = Browser(client_factory())
     await anon.refresh_csrf()  # a pre-login session with its CSRF token
@@ -78,7 +64,7 @@ async def sessions_by_role(app, login, client_factory):
 async def test_every_route_for_every_role_matches_the_matrix(app, sessions_by_role, tmp_path):
     import datetime as dt
 
-    from lerec_admin_helpers import add_segment, user_id  # type: ignore[import-not-found]
+    from support.admin_client import add_segment, user_id
 
     handler = sessions_by_role["handler"]
     officer_id = await user_id(app, "officer_a")
@@ -117,7 +103,7 @@ async def test_every_route_for_every_role_matches_the_matrix(app, sessions_by_ro
 
     checked = 0
     for method, route in routes(app):
-        perm = permission_of(route)[0]
+        perm = route_permissions(route)[0]
         if route.path in ("/logout",) or (route.path == "/api/v1/session" and method == "DELETE"):
             continue  # checked below: they end the session they are called with
         url = PATH_PARAM.sub(lambda m: values[m.group(1)], route.path)

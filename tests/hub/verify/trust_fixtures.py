@@ -1,67 +1,22 @@
-"""A migrated database per test: a SQLite file in tmp_path, or, when LEREC_TEST_DATABASE_URL
-is set (postgresql://postgres@127.0.0.1:5432/test), a PostgreSQL database cloned per test from
-a template migrated once per session; every database this session creates is dropped."""
+"""A migrated database per test (support.databases: a SQLite file in tmp_path, or, when
+LEREC_TEST_DATABASE_URL is set, a PostgreSQL database), copied from a template migrated once per
+session; every database this session creates is dropped."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
-
 import pytest
-from lerec.hub.db import make_engine, migrate, sessionmaker, sqlite_url
-
-PG_URL = os.environ.get("LEREC_TEST_DATABASE_URL")
-
-
-def _pg(url: str, dbname: str) -> str:
-    base = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    return base.rsplit("/", 1)[0] + "/" + dbname
-
-
-async def _admin(sql: str) -> None:
-    import asyncpg
-
-    assert PG_URL is not None
-    dsn = PG_URL.rsplit("/", 1)[0] + "/postgres"
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+from lerec.hub.db import make_engine, sessionmaker
+from support.databases import database, databases
 
 
 @pytest.fixture(scope="session")
-def pg_template():
-    if PG_URL is None:
-        yield None
-        return
-    name = f"lerec_trust_tmpl_{uuid.uuid4().hex[:10]}"
-
-    async def setup() -> None:
-        await _admin(f'CREATE DATABASE "{name}"')
-        engine = make_engine(_pg(PG_URL, name))
-        await migrate(engine)
-        await engine.dispose()
-
-    asyncio.run(setup())
-    yield name
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def migrated_dbs(tmp_path_factory):
+    yield from databases(tmp_path_factory)
 
 
 @pytest.fixture
-async def db_url(tmp_path, pg_template):
-    if pg_template is None:
-        url = sqlite_url(tmp_path / "hub.db")
-        engine = make_engine(url)
-        await migrate(engine)
-        await engine.dispose()
-        yield url
-        return
-    name = f"{pg_template}_{uuid.uuid4().hex[:8]}"
-    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    yield _pg(PG_URL, name)
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def db_url(migrated_dbs, tmp_path):
+    yield from database(migrated_dbs, tmp_path)
 
 
 @pytest.fixture

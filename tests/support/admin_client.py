@@ -1,5 +1,5 @@
 """A tiny 'browser' over httpx for the admin tests: logs in through the HTML form, keeps the
-CSRF token, posts forms and JSON."""
+CSRF token, posts forms and JSON; and helpers reading the app's database."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ from typing import Any
 import httpx
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def in_process_client(app: Any) -> httpx.AsyncClient:
+    """An httpx client calling ``app`` in-process (https, so the Secure cookie is sent)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                             base_url="https://testserver", follow_redirects=False)
 
 
 class Browser:
