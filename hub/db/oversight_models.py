@@ -1,8 +1,9 @@
 """Tables of oversight: completeness alerts, upload deadlines, the working-day calendar, links
 between segments and case steps, and retention (deletion requests, approvals, deletions).
 
-Schema: migration ``0004_oversight`` (its own Alembic branch ``oversight``). Cases are owned by
-another domain and referenced by string ids (``case_id``, ``step_id``) without foreign keys.
+Schema: migrations ``0004_oversight`` and ``0008_oversight_seq`` (their own Alembic branch
+``oversight``). Cases are owned by another domain and referenced by string ids (``case_id``,
+``step_id``) without foreign keys.
 Nothing here is ever deleted: alerts are resolved, links are marked removed, a deleted
 segment keeps its ``segments`` row and gets a ``segment_deletions`` record.
 """
@@ -38,7 +39,10 @@ class Alert(Base):
     ``dedup_key`` makes raising idempotent (also across several hub workers)."""
 
     __tablename__ = "oversight_alerts"
-    __table_args__ = (Index("ix_oversight_alerts_device_kind", "device_id", "kind"),)
+    __table_args__ = (
+        Index("ix_oversight_alerts_device_kind", "device_id", "kind"),
+        Index("ix_oversight_alerts_device_last_seq", "device_id", "last_seq"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
@@ -176,6 +180,7 @@ class SegmentDeletion(Base):
     still explains the hole; ``blob_deleted_at`` is set once the object left the store."""
 
     __tablename__ = "segment_deletions"
+    __table_args__ = (Index("ix_segment_deletions_device_seq", "device_id", "seq"),)
 
     segment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("deletion_requests.id"))

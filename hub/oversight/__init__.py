@@ -22,7 +22,7 @@ from .calendar import (
     set_override,
     withdraw_year,
 )
-from .completeness import check_device, on_heartbeat, scan_gaps
+from .completeness import check_device, check_segment, check_tail, on_heartbeat, scan_gaps
 from .errors import (
     AlreadyLinked,
     AlreadyRemoved,
@@ -71,12 +71,12 @@ __all__ = [
     "DEFAULT_SETTINGS", "AlertKind", "AlreadyLinked", "AlreadyRemoved", "AlreadyResolved",
     "DeadlineItem", "Deleter", "DeletionRefused", "DuplicateApproval", "IngestHooks", "Link",
     "LocalDeleter", "NotFound", "NoteRequired", "OversightError", "OversightSettings",
-    "RetentionCandidate", "StepSource", "StoredOutcome", "approve_deletion",
-    "at_risk_segments", "auto_link_segment", "auto_link_step", "check_device", "deadline_of",
-    "declare_year", "deletion_candidates", "deletions", "execute_deletion", "late_segments",
-    "link_segment", "links_for_case", "links_for_segment", "list_alerts",
-    "list_covered_years", "list_overrides", "load_calendar", "on_heartbeat",
-    "on_segment_stored", "overdue_segments", "purge_deleted_blobs", "recompute_deadlines",
-    "remove_override", "request_deletion", "resolve_alert", "retention_status", "scan_gaps",
-    "set_override", "unlink", "withdraw_request", "withdraw_year",
+    "RetentionCandidate", "StepSource", "StoredOutcome", "approve_deletion", "at_risk_segments",
+    "auto_link_segment", "auto_link_step", "check_device", "check_segment", "check_tail",
+    "deadline_of", "declare_year", "deletion_candidates", "deletions", "execute_deletion",
+    "late_segments", "link_segment", "links_for_case", "links_for_segment", "list_alerts",
+    "list_covered_years", "list_overrides", "load_calendar", "on_heartbeat", "on_segment_stored",
+    "overdue_segments", "purge_deleted_blobs", "recompute_deadlines", "remove_override",
+    "request_deletion", "resolve_alert", "retention_status", "scan_gaps", "set_override", "unlink",
+    "withdraw_request", "withdraw_year",
 ]

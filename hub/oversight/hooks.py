@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db.models import Segment
 from ..db.oversight_models import Alert, SegmentDeadline, SegmentLink
 from ..db.types import utcnow
-from .completeness import check_device, on_heartbeat, scan_gaps
+from .completeness import check_segment, on_heartbeat, scan_gaps
 from .links import StepSource, auto_link_segment
 from .settings import DEFAULT_SETTINGS, OversightSettings
 from .timeliness import record_deadline
@@ -45,14 +45,17 @@ async def on_segment_stored(
 ) -> StoredOutcome:
     """A segment was verified and stored: compute and store its upload deadline (an alert if
     the calendar does not cover the period), check the device's sequence and hash chain
-    (alerts for gaps and replaced segments; resolves gaps it fills), and link it to case steps
-    when a ``source`` is given. ``segment`` may be detached (the ingest's row)."""
+    (alerts for gaps and replaced segments; resolves gaps it fills) from the segment's
+    neighbourhood only (:func:`check_segment`), and link it to case steps when a ``source`` is
+    given. ``segment`` may be detached (the ingest's row)."""
     now = now or utcnow()
     row = await session.get(Segment, segment.segment_id)
     if row is None:
         raise LookupError(f"segment {segment.segment_id} is not stored")
     deadline = await record_deadline(session, row, now, settings)
-    alerts = await check_device(session, row.device_id, now, settings)
+    # In the same transaction as the deadline row: a segment with a deadline row was checked
+    # (scan_gaps relies on it to find segments whose hook never completed).
+    alerts = await check_segment(session, row.device_id, row.seq, now, settings)
     links = await auto_link_segment(session, row, source, now, settings) if source else []
     return StoredOutcome(deadline, alerts, links)
 
@@ -90,9 +93,9 @@ class IngestHooks:
         except Exception:
             log.exception("oversight of heartbeat from %s failed", device_id)
 
-    async def scan(self) -> list[Alert]:
+    async def scan(self, full: bool = False) -> list[Alert]:
         async with self.sessions() as s, s.begin():
-            return await scan_gaps(s, settings=self.settings)
+            return await scan_gaps(s, settings=self.settings, full=full)
 
     async def run_scanner(self, every: float = 300.0) -> None:
         """Scan at start and then every ``every`` seconds, until cancelled."""

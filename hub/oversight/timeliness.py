@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 import re
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import Device, Segment
@@ -166,21 +166,35 @@ async def recompute_deadlines(
     return len(segs)
 
 
-async def backfill_deadlines(
-    session: AsyncSession, now: dt.datetime, settings: OversightSettings = DEFAULT_SETTINGS
-) -> list[Alert]:
-    """Give every stored segment without a deadline row one (a missed ingest hook)."""
-    segs = (await session.execute(
+async def unchecked_segments(session: AsyncSession) -> list[Segment]:
+    """Stored segments without a deadline row, by device and number: their
+    ``on_segment_stored`` never completed (it writes that row in the same transaction as the
+    completeness check), so neither their deadline nor their place in the chain was checked."""
+    return list((await session.execute(
         select(Segment).outerjoin(SegmentDeadline, SegmentDeadline.segment_id == Segment.segment_id)
-        .where(SegmentDeadline.segment_id.is_(None))
-    )).scalars().all()
+        .where(SegmentDeadline.segment_id.is_(None)).order_by(Segment.device_id, Segment.seq)
+    )).scalars().all())
+
+
+async def backfill_deadlines(
+    session: AsyncSession,
+    now: dt.datetime,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+    segments: list[Segment] | None = None,
+) -> list[Alert]:
+    """Give every stored segment without a deadline row (or each of ``segments``) one (a
+    missed ingest hook). Returns the alerts raised."""
+    segs = await unchecked_segments(session) if segments is None else segments
     if not segs:
         return []
     cal = await load_calendar(session)
-    before = {a for a in (await session.execute(select(Alert.id))).scalars()}
+    before = await session.scalar(select(func.max(Alert.id)))
     for seg in segs:
         await record_deadline(session, seg, now, settings, cal)
-    return [a for a in (await session.execute(select(Alert))).scalars() if a.id not in before]
+    q = select(Alert).order_by(Alert.id)
+    if before is not None:
+        q = q.where(Alert.id > before)
+    return list((await session.execute(q)).scalars())
 
 
 async def _absent_items(

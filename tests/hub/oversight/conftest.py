@@ -6,6 +6,7 @@ builder that stores chained segments the way the ingest daemon does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -62,10 +63,10 @@ def pg_template() -> Iterator[str | None]:
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture
-async def database_url(tmp_path: Path, pg_template: str | None) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def _database(tmp_path: Path, pg_template: str | None, stem: str) -> AsyncIterator[str]:
     if pg_template is None:
-        yield sqlite_url(tmp_path / "hub.db")
+        yield sqlite_url(tmp_path / f"{stem}.db")
         return
     name = f"lerec_ov_{uuid.uuid4().hex[:12]}"
     await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
@@ -74,6 +75,12 @@ async def database_url(tmp_path: Path, pg_template: str | None) -> AsyncIterator
         yield f"{base}/{name}"
     finally:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path, pg_template: str | None) -> AsyncIterator[str]:
+    async with _database(tmp_path, pg_template, "hub") as url:
+        yield url
 
 
 def t(day: str, hm: str = "10:00") -> dt.datetime:
@@ -103,6 +110,7 @@ class Db:
     tmp: Path
     chains: dict[str, Chain] = field(default_factory=dict)
     officers: dict[str, str] = field(default_factory=dict)
+    engine: Any = None
 
     async def device(self, device_id: str = "rec-a", officer_id: str = "officer-7") -> Device:
         async with self.sessions() as s, s.begin():
@@ -129,14 +137,18 @@ class Db:
         officer_id: str | None = None,
         received: dt.datetime | None = None,
         forged: bool = False,
+        bad_prev: bool = False,
         content: bytes | None = None,
     ) -> Segment:
         """Store one segment (blob + row) as ingest would; ``forged`` replaces the recorder's
-        own manifest for ``seq`` by another one (a replaced segment)."""
+        own manifest for ``seq`` by another one (a replaced segment), ``bad_prev`` by one that
+        does not chain to its predecessor (nor to genesis)."""
         c = self.chain(device_id, seq)
         manifest, prev = c.manifests[seq]
         if forged:
             manifest = manifest + b" forged"
+        if bad_prev:
+            manifest, prev = manifest + b" bad-prev", hashlib.sha256(b"elsewhere").digest()
         data = content if content is not None else os.urandom(1000)
         digest = hashlib.sha256(data).hexdigest()
         path = self.tmp / f"blob-{uuid.uuid4().hex}"
@@ -144,8 +156,9 @@ class Db:
         ref = await self.store.put_file(path, digest, len(data))
         end = start + dt.timedelta(minutes=minutes)
         row = Segment(
-            segment_id=f"{device_id}-{seq}{'-x' if forged else ''}", device_id=device_id,
-            seq=seq, officer_id=officer_id or self.officers[device_id], start_at=start, end_at=end, media_type="video/mp4",
+            segment_id=f"{device_id}-{seq}{'-x' if forged else ''}{'-b' if bad_prev else ''}",
+            device_id=device_id, seq=seq, officer_id=officer_id or self.officers[device_id],
+            start_at=start, end_at=end, media_type="video/mp4",
             length=len(data), sha256=digest, important=False, recovered=False,
             clock_state="synced", clock_offset_ms=0, prev_hash=prev, manifest=manifest,
             manifest_hash=hashlib.sha256(manifest).digest(), receipt=b"r", stored_ref=ref,
@@ -156,14 +169,28 @@ class Db:
         return row
 
 
-@pytest.fixture
-async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Db]:
-    engine = make_engine(database_url)
+@contextlib.asynccontextmanager
+async def _db(url: str, tmp: Path) -> AsyncIterator[Db]:
+    engine = make_engine(url)
     await migrate(engine)
     try:
-        yield Db(sessionmaker(engine), LocalBlobStore(tmp_path / "store"), tmp_path)
+        yield Db(sessionmaker(engine), LocalBlobStore(tmp / "store"), tmp, engine=engine)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Db]:
+    async with _db(database_url, tmp_path) as d:
+        yield d
+
+
+@pytest.fixture
+async def other_db(tmp_path: Path, pg_template: str | None) -> AsyncIterator[Db]:
+    """A second, independent database (to run the same story two ways and compare)."""
+    (tmp_path / "other").mkdir()
+    async with _database(tmp_path, pg_template, "other") as url, _db(url, tmp_path / "other") as d:
+        yield d
 
 
 @pytest.fixture
