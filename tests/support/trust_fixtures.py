@@ -1,12 +1,14 @@
-"""A migrated database per test (support.databases: a SQLite file in tmp_path, or, when
-LEREC_TEST_DATABASE_URL is set, a PostgreSQL database), copied from a template migrated once per
-session; every database this session creates is dropped."""
+"""Fixtures of the trust tests (tests/hub/{verify,access,archive,export} import them all): a
+migrated database per test (support.databases: a SQLite file in tmp_path, or, when
+LEREC_TEST_DATABASE_URL is set, a PostgreSQL database) copied from a template migrated once per
+session, the tamperer's view of it, stored and receipted evidence, a case made of it."""
 
 from __future__ import annotations
 
 import pytest
 from lerec.hub.db import make_engine, sessionmaker
-from support.databases import database, databases
+
+from .databases import database, databases
 
 
 @pytest.fixture(scope="session")
