@@ -82,3 +82,69 @@ def shots():
 @pytest.fixture
 def password() -> str:
     return PASSWORD
+
+
+@pytest.fixture
+def new_page(browser):
+    """``await new_page()``: a tab on a desktop screen, in Chinese."""
+
+    async def make():
+        return await browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+
+    return make
+
+
+@pytest.fixture
+def login(server, password):
+    """``await login(page, name, landing)``: log in through the form as ``name`` (the test
+    password) and wait for the page the role lands on (``/cases``, a party ``/access``)."""
+
+    async def do(page, name: str, landing: str = "/cases") -> None:
+        await page.goto(server.url + "/login")
+        await page.fill("#username", name)
+        await page.fill("#password", password)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(server.url + landing)
+
+    return do
+
+
+@pytest.fixture
+def run_db(database_url):
+    """``await run_db(fn)``: run ``fn(session)`` in a transaction on the test database, from
+    the test's own event loop."""
+
+    async def run(fn):
+        from lerec.hub.db import make_engine, sessionmaker
+
+        engine = make_engine(database_url)
+        try:
+            async with sessionmaker(engine)() as s, s.begin():
+                return await fn(s)
+        finally:
+            await engine.dispose()
+
+    return run
+
+
+@pytest.fixture
+def play():
+    """``await play(video)``: play a <video> muted until it has decoded half a second (15 s at
+    most), pause it; its readyState, currentTime and error (a failed play()'s message, or the
+    media error code)."""
+
+    async def do(video) -> dict:
+        return await video.evaluate("""async (v) => {
+            v.muted = true;
+            try { await v.play(); }
+            catch (e) { return {error: String(e), readyState: v.readyState}; }
+            const t0 = performance.now();
+            while ((v.readyState < 2 || v.currentTime < 0.5) && performance.now() - t0 < 15000) {
+                await new Promise(r => setTimeout(r, 100));
+            }
+            v.pause();
+            return {readyState: v.readyState, currentTime: v.currentTime,
+                    error: v.error && v.error.code};
+        }""")
+
+    return do

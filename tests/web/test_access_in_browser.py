@@ -8,42 +8,8 @@ from __future__ import annotations
 import datetime as dt
 
 
-async def run_db(url: str, fn):
-    """Run ``fn(session)`` on the test database from the test's own event loop."""
-    from lerec.hub.db import make_engine, sessionmaker
-
-    engine = make_engine(url)
-    try:
-        async with sessionmaker(engine)() as s, s.begin():
-            return await fn(s)
-    finally:
-        await engine.dispose()
-
-
-async def _login(page, server, name: str, password: str, landing: str) -> None:
-    await page.goto(server.url + "/login")
-    await page.fill("#username", name)
-    await page.fill("#password", password)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(server.url + landing)
-
-
-async def _play(video) -> dict:
-    return await video.evaluate("""async (v) => {
-        v.muted = true;
-        try { await v.play(); } catch (e) { return {error: String(e), readyState: v.readyState}; }
-        const t0 = performance.now();
-        while ((v.readyState < 2 || v.currentTime < 0.5) && performance.now() - t0 < 15000) {
-            await new Promise(r => setTimeout(r, 100));
-        }
-        v.pause();
-        return {readyState: v.readyState, currentTime: v.currentTime,
-                error: v.error && v.error.code};
-    }""")
-
-
-async def test_party_requests_head_approves_party_plays_the_clip(server, browser, shots, password,
-                                                                database_url, tmp_path):
+async def test_party_requests_head_approves_party_plays_the_clip(server, new_page, login, play,
+                                                                run_db, shots, tmp_path):
     from lerec.hub.admin.demo import ensure_device, make_mp4, store_segment
     from lerec.hub.admin.security import actor_for
     from lerec.hub.cases import links_adapter, service
@@ -73,11 +39,11 @@ async def test_party_requests_head_approves_party_plays_the_clip(server, browser
         await user_service.set_party_cases(s, party, [case.id], "user:agency_head")
         return case.id, segs
 
-    case_id, (wanted, other) = await run_db(database_url, setup)
+    case_id, (wanted, other) = await run_db(setup)
 
     # the party: lands on 查阅申请, sees the case's catalogue but nothing of its content
-    party = await browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    await _login(party, server, "party_a", password, "/access")
+    party = await new_page()
+    await login(party, "party_a", "/access")
     assert "我的案件" in await party.inner_text("main")
     assert await party.locator("nav >> text=案件").count() == 0
     await shots(party, "20-party-access-list")
@@ -101,8 +67,8 @@ async def test_party_requests_head_approves_party_plays_the_clip(server, browser
     await shots(party, "22-party-request-pending")
 
     # the agency head approves it in the UI
-    head = await browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    await _login(head, server, "agency_head", password, "/cases")
+    head = await new_page()
+    await login(head, "agency_head")
     await head.click("nav >> text=查阅申请")
     await head.wait_for_url("**/access")
     req = head.locator("article.access-req[data-status=pending]").first
@@ -118,7 +84,7 @@ async def test_party_requests_head_approves_party_plays_the_clip(server, browser
     await party.goto(f"{server.url}/access/cases/{case_id}")
     video = party.locator(f"#granted #clip-{wanted} video")
     await video.scroll_into_view_if_needed()
-    state = await _play(video)
+    state = await play(video)
     assert state.get("error") is None and state["readyState"] >= 2 and state["currentTime"] > 0, \
         state
     assert await party.locator(f"#granted #clip-{other}").count() == 0
@@ -150,6 +116,6 @@ async def test_party_requests_head_approves_party_plays_the_clip(server, browser
     await head.locator("#access").scroll_into_view_if_needed()
     await shots(head, "27-case-access-and-markings")
 
-    seen = await run_db(database_url, views)
+    seen = await run_db(views)
     assert ("view", f"segment:{wanted}", True) in seen
     assert ("view", f"segment:{other}", False) in seen

@@ -8,35 +8,15 @@ import datetime as dt
 CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
-async def run_db(url: str, fn):
-    """Run ``fn(session)`` on the test database from the test's own event loop."""
-    from lerec.hub.db import make_engine, sessionmaker
-
-    engine = make_engine(url)
-    try:
-        async with sessionmaker(engine)() as s, s.begin():
-            return await fn(s)
-    finally:
-        await engine.dispose()
-
-
-async def login(page, server, name: str, password: str) -> None:
-    await page.goto(server.url + "/login")
-    await page.fill("#username", name)
-    await page.fill("#password", password)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(server.url + "/cases")
-
-
-async def test_handler_carries_a_case_and_plays_the_clip(server, browser, shots, password,
-                                                         database_url, tmp_path):
+async def test_handler_carries_a_case_and_plays_the_clip(server, new_page, login, play, run_db,
+                                                         shots, tmp_path):
     from lerec.hub.admin.demo import ensure_device, make_mp4, store_segment
 
-    page = await browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    page = await new_page()
     page.on("dialog", lambda d: asyncio_task(d.accept()))
     await page.goto(server.url + "/login")
     await shots(page, "01-login")
-    await login(page, server, "handler_a", password)
+    await login(page, "handler_a")
 
     # start a case ex officio with officer 张执法 on it
     await page.click("text=新建案件")
@@ -80,7 +60,7 @@ async def test_handler_carries_a_case_and_plays_the_clip(server, browser, shots,
         return (await store_segment(s, server.app.state.store, clip, device_id="rec-web",
                                     officer_id="officer_a", start=start, seconds=4)).segment_id
 
-    segment_id = await run_db(database_url, add)
+    segment_id = await run_db(add)
 
     # link it by hand (htmx loads the candidates)
     await page.click("button:has-text('查找可关联的录像')")
@@ -94,17 +74,9 @@ async def test_handler_carries_a_case_and_plays_the_clip(server, browser, shots,
     # play it: the browser fetches byte ranges and decodes H.264
     video = page.locator(f"#clip-{segment_id} video").first
     await video.scroll_into_view_if_needed()
-    state = await video.evaluate("""async (v) => {
-        v.muted = true;
-        await v.play();
-        const t0 = performance.now();
-        while ((v.readyState < 2 || v.currentTime < 0.5) && performance.now() - t0 < 15000) {
-            await new Promise(r => setTimeout(r, 100));
-        }
-        return {readyState: v.readyState, currentTime: v.currentTime, error: v.error && v.error.code};
-    }""")
-    assert state["error"] is None and state["readyState"] >= 2 and state["currentTime"] > 0, state
-    await video.evaluate("v => v.pause()")
+    state = await play(video)
+    assert state.get("error") is None and state["readyState"] >= 2 and state["currentTime"] > 0, \
+        state
     await shots(page, "05-case-linked-clip")
 
     await page.goto(server.url + "/cases")
@@ -113,9 +85,9 @@ async def test_handler_carries_a_case_and_plays_the_clip(server, browser, shots,
     await shots(page, "07-findings")
 
 
-async def test_other_pages_look_right(server, browser, shots, password):
-    page = await browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    await login(page, server, "agency_head", password)
+async def test_other_pages_look_right(server, new_page, login, shots):
+    page = await new_page()
+    await login(page, "agency_head")
     for path, name in (("/fleet", "08-fleet"), ("/alerts", "09-alerts"), ("/users", "10-users")):
         r = await page.goto(server.url + path)
         assert r is not None and r.status == 200
