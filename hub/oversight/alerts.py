@@ -9,7 +9,8 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit.entries import EventType
@@ -58,18 +59,23 @@ async def raise_alert(
     """Create the alert unless one with ``key`` exists (open or resolved); None if it did."""
     if await session.scalar(select(Alert.id).where(Alert.dedup_key == key)) is not None:
         return None
-    alert = Alert(
+    values = dict(
         kind=kind.value, dedup_key=key, device_id=device_id,
         officer_ids=",".join(sorted(set(officer_ids))), window_start=window_start,
         window_end=window_end, first_seq=first_seq, last_seq=last_seq, segment_id=segment_id,
         message_zh=message_zh, created_at=now or utcnow(),
     )
-    try:
-        async with session.begin_nested():
-            session.add(alert)
-            await session.flush()
-    except IntegrityError:  # another worker raised it first
+    # INSERT ... ON CONFLICT DO NOTHING: another worker may raise the same alert at the same
+    # moment. (Not a SAVEPOINT: on SQLite, a savepoint opened before the transaction's first
+    # write starts the transaction itself, and releasing it committed the alert on its own.)
+    insert = sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert
+    alert_id = await session.scalar(
+        insert(Alert).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(Alert.id))
+    if alert_id is None:  # another worker raised it first
         return None
+    alert = await session.get(Alert, alert_id)
+    assert alert is not None
     subjects = [f"alert:{alert.id}"]
     if device_id:
         subjects.append(f"device:{device_id}")

@@ -97,11 +97,19 @@ class IngestHooks:
         async with self.sessions() as s, s.begin():
             return await scan_gaps(s, settings=self.settings, full=full)
 
-    async def run_scanner(self, every: float = 300.0) -> None:
-        """Scan at start and then every ``every`` seconds, until cancelled."""
+    async def run_scanner(self, every: float = 300.0, full_every: float = 24 * 3600.0) -> None:
+        """Scan at start and then every ``every`` seconds, until cancelled. The start-up scan
+        and one every ``full_every`` seconds are full recomputations over every device's whole
+        history (they also catch rows altered directly in the database); the others only look
+        at what the per-segment hooks may have missed."""
+        last_full: float | None = None
         while True:
+            now = asyncio.get_running_loop().time()
+            full = last_full is None or now - last_full >= full_every
             try:
-                await self.scan()
+                await self.scan(full=full)
+                if full:
+                    last_full = now
             except Exception:
                 log.exception("oversight scan failed")
             await asyncio.sleep(every)
