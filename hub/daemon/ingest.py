@@ -587,6 +587,21 @@ class Ingest:
         except Exception:
             log.exception("could not record rejection")
 
+    def open_transfers(self) -> int:
+        """Segments being received: the transfers in the staging folder (shared by every worker
+        in shared mode, where no worker keeps them open between messages)."""
+        n = 0
+        try:
+            devices = [d for d in self.store.staging_dir.iterdir() if not d.name.startswith(".")]
+        except FileNotFoundError:
+            return 0
+        for dev in devices:
+            try:  # transfers come and go while this counts
+                n += sum(1 for seg in dev.iterdir() if (seg / "manifest").exists())
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return n
+
     def close(self) -> None:
         for entry in self._open.values():
             entry.transfer.close()

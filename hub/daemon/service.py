@@ -85,7 +85,7 @@ class HubService:
     async def _monitor(self) -> None:
         while True:
             try:
-                self.metrics.transfers_open.set(len(self.ingest._open))
+                self.metrics.transfers_open.set(await asyncio.to_thread(self.ingest.open_transfers))
                 await refresh_fleet_gauges(self.metrics, self.sessions)
             except Exception:
                 log.exception("could not refresh fleet gauges")

@@ -111,3 +111,18 @@ async def test_heartbeat_state_lands_on_the_device_row(pki, tmp_path):
             d.hb_clock_offset_ms, d.last_seq_reported) == (
         "recording", "low", 123_000_000, 2, 9_000_000, 61, "fw/2", "holdover", -1500, 4)
     await engine.dispose()
+
+
+async def test_open_transfers_counts_the_staging_folder(pki, tmp_path):
+    """lerec_transfers_open comes from the staging folder (right in shared mode too, where no
+    worker keeps a transfer open between messages)."""
+    from support.rig import fake_segment
+
+    engine, ingest, _, sent, store = await _env(pki, tmp_path)
+    assert ingest.open_transfers() == 0
+    row = store.seal(fake_segment(store, 300_000))
+    await ingest.handle(topics.device_topic(DEV, "manifest"), row.manifest)
+    assert ingest.open_transfers() == 1
+    (ingest.store.staging_dir / ".discard").mkdir(exist_ok=True)  # not a transfer
+    assert ingest.open_transfers() == 1
+    await engine.dispose()
