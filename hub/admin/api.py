@@ -23,9 +23,8 @@ from ..cases.errors import InvalidInput, NotFound
 from ..db.cases_models import User
 from ..db.models import Segment
 from ..db.types import utcnow
-from . import pages, views
+from . import archiving, pages, views
 from .access_views import guard_classified
-from .archiving import build_package
 from .permissions import MATRIX
 from .security import ANON_SESSION, NEED, Ctx, end_session, new_session, set_cookie
 
@@ -321,13 +320,30 @@ async def approve(case_id: int, body: ApprovalIn, ctx: Ctx = NEED["record.approv
     return {"id": ap.id, "decision": ap.decision}
 
 
-@router.post("/cases/{case_id}/archive", summary="归档（党政办，第二十八条）")
+@router.post("/cases/{case_id}/archive",
+             summary="归档（党政办，第二十八条）：锁定案卷，后台生成归档包（进度见 GET …/archive）")
 async def archive(case_id: int, ctx: Ctx = NEED["case.archive"]) -> dict[str, Any]:
     case = ctx.require_case()
     await service.archive_case(ctx.db, ctx.rb, ctx.require_actor(), case)
     await ctx.db.commit()
-    await build_package(ctx, case.id)
-    return views.case_json(ctx.rb, case)
+    await archiving.start_build(ctx, case)
+    return {**views.case_json(ctx.rb, case), "archive": archiving.status_json(
+        await archiving.status(ctx.app, ctx.db, case))}
+
+
+@router.get("/cases/{case_id}/archive",
+            summary="归档包状态与进度（state：not_archived/running/done/failed/missing/"
+                    "unconfigured；phase、percent、bytes_done/bytes_total；完成后的档号和位置）")
+async def archive_status(case_id: int, ctx: Ctx = NEED["case.read"]) -> dict[str, Any]:
+    return archiving.status_json(await archiving.status(ctx.app, ctx.db, ctx.require_case()))
+
+
+@router.post("/cases/{case_id}/archive/retry", status_code=202,
+             summary="重新生成归档包（已锁定但归档包生成失败或未生成的案件）")
+async def archive_retry(case_id: int, ctx: Ctx = NEED["case.archive"]) -> dict[str, Any]:
+    case = ctx.require_case()
+    await archiving.retry_build(ctx, case)
+    return archiving.status_json(await archiving.status(ctx.app, ctx.db, case))
 
 
 @router.post("/cases/{case_id}/attachments", status_code=201,

@@ -25,6 +25,7 @@ from ..db import make_engine, migrate, sessionmaker
 from ..rules import default_rulebook, load_rulebook
 from ..storage import LocalBlobStore
 from . import access_api, access_pages, api, pages, views
+from .archiving import ArchiveJobs
 from .security import Denied, LoginRequired, is_api
 from .settings import AdminSettings
 
@@ -168,6 +169,7 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
             await migrate(eng)
         app.state.engine = eng
         app.state.sessions = sessionmaker(eng)
+        app.state.archive_jobs = ArchiveJobs()
         task = None
         if settings.refresh_minutes > 0:
             task = asyncio.create_task(_refresh_loop(app, settings.refresh_minutes),
@@ -177,6 +179,7 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
         finally:
             if task is not None:
                 task.cancel()
+            await app.state.archive_jobs.shutdown()
             if engine is None:
                 await eng.dispose()
 
@@ -195,6 +198,7 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
     app.state.store = LocalBlobStore(settings.storage_dir)
     app.state.templates = templates()
     app.state.clip_views = {}
+    app.state.archive_jobs = ArchiveJobs()  # background package builds (第二十八条)
     app.state.login_failures = {}
     app.state.started_at = dt.datetime.now(dt.UTC)
     static = Path(str(resources.files("lerec.hub.admin").joinpath("static")))

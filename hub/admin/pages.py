@@ -1,5 +1,6 @@
-"""The web pages (Simplified Chinese, server-rendered; htmx for the case-list filters and
-clip linking). Each route names its permission through ``need``; nothing else checks roles."""
+"""The web pages (Simplified Chinese, server-rendered; htmx for the case-list filters, clip
+linking and the 归档进度 panel). Each route names its permission through ``need``; nothing
+else checks roles."""
 
 from __future__ import annotations
 
@@ -23,9 +24,8 @@ from ..cases.forms import CHINA, fields_from_form, input_value, local_iso
 from ..cases.snapshot import linked_clips
 from ..db.cases_models import CaseAttachment, User
 from ..db.types import utcnow
-from . import views
+from . import archiving, views
 from .access_views import guard_classified
-from .archiving import build_package
 from .permissions import MATRIX, PARTY, ROLES, SCOPED_ROLES, allowed
 from .security import (
     ANON_SESSION,
@@ -247,7 +247,8 @@ async def case_page(case_id: int, ctx: Ctx = NEED["case.read"]) -> Response:
     detail = await views.case_detail(ctx, ctx.require_case())
     manage = allowed("case.manage", ctx.require_actor().role)
     return render(ctx, "case.html", d=detail, officers=await _officers(ctx) if manage else [],
-                  transcribers=transcribe.available())
+                  transcribers=transcribe.available(),
+                  archive=await archiving.status(ctx.app, ctx.db, ctx.require_case()))
 
 
 def _record_form_data(ctx: Ctx, kind_id: str) -> Any:
@@ -410,11 +411,26 @@ async def approve(case_id: int, ctx: Ctx = NEED["record.approve"]) -> Response:
 
 @router.post("/cases/{case_id}/archive")
 async def archive(case_id: int, ctx: Ctx = NEED["case.archive"]) -> Response:
+    """Lock the case (第二十八条) and start building its package in the background."""
     case = ctx.require_case()
     await service.archive_case(ctx.db, ctx.rb, ctx.require_actor(), case)
     await ctx.db.commit()
-    await build_package(ctx, case.id)
-    return back_to(f"/cases/{case.id}")
+    await archiving.start_build(ctx, case)
+    return back_to(f"/cases/{case.id}#archive-status")
+
+
+@router.post("/cases/{case_id}/archive/retry")
+async def archive_retry(case_id: int, ctx: Ctx = NEED["case.archive"]) -> Response:
+    """重新生成归档包 of a locked case whose package failed or was never built."""
+    await archiving.retry_build(ctx, ctx.require_case())
+    return back_to(f"/cases/{case_id}#archive-status")
+
+
+@router.get("/cases/{case_id}/archive/status")
+async def archive_status(case_id: int, ctx: Ctx = NEED["case.read"]) -> Response:
+    """归档进度: the panel of the case page, polled by htmx while the package is built."""
+    return render(ctx, "_archive_status.html",
+                  archive=await archiving.status(ctx.app, ctx.db, ctx.require_case()))
 
 
 # -- attachments --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ index, numbering, case locks."""
 from .model import Attachment, CaseFile, LinkedSegment, Transcript
 from .numbering import DEFAULT_PATTERN, Numbering
 from .pdfindex import FontMissing, PdfFont
+from .progress import PHASE_ZH, PHASES, BuildAborted, Progress, ProgressCallback
 from .service import (
     ArchiveError,
     ArchiveResult,
@@ -16,7 +17,8 @@ from .service import (
 )
 
 __all__ = [
-    "DEFAULT_PATTERN", "ArchiveError", "ArchiveResult", "Attachment", "CaseFile", "CaseLocked",
-    "FontMissing", "LinkedSegment", "Numbering", "PdfFont", "Transcript", "archive_deadline_for",
+    "DEFAULT_PATTERN", "PHASES", "PHASE_ZH", "ArchiveError", "ArchiveResult", "Attachment",
+    "BuildAborted", "CaseFile", "CaseLocked", "FontMissing", "LinkedSegment", "Numbering",
+    "PdfFont", "Progress", "ProgressCallback", "Transcript", "archive_deadline_for",
     "build_archive", "ensure_unlocked", "get_archive", "is_locked",
 ]

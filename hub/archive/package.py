@@ -19,7 +19,9 @@ Layout (all under ``data/``)::
 
 Media are hard-linked from the write-once store when it is on the same file system (no copy),
 hashed once (SHA-256 and SHA-512 in one read, two threads), and those digests serve the
-integrity check and both bag manifests.
+integrity check and both bag manifests. Media downloaded from a store without local files
+arrive with their digests (hashed while downloading) and are not read again. Progress (phases,
+media bytes) goes to a :class:`~.progress.Tracker`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ from ..verify import archivecheck
 from ..verify.findings import Report
 from . import fourcheck, pdfindex
 from .model import CaseFile
+from .progress import BAG, CHECK, COPY, INDEX, QUIET, Tracker
+
+#: digests (per algorithm) and length of a file
+Digests = tuple[dict[str, str], int]
 
 ALGORITHMS = ("sha256", "sha512")
 _EXT = {"video/mp4": ".mp4", "audio/mp4": ".m4a", "image/jpeg": ".jpg", "audio/wav": ".wav"}
@@ -86,12 +92,21 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _hash_files(root: Path, rels: Iterable[str], threads: int = 2
-                ) -> dict[str, tuple[dict[str, str], int]]:
+def _hash_files(root: Path, rels: Iterable[str], threads: int = 2,
+                progress: Tracker | None = None, media: Iterable[str] = ()
+                ) -> dict[str, Digests]:
+    """Hash ``rels`` (SHA-256 and SHA-512, one read each); the bytes of ``media`` files go to
+    ``progress``."""
     rels = list(rels)
+    counted = set(media) if progress is not None else set()
 
-    def one(rel: str) -> tuple[dict[str, str], int]:
-        return archivecheck._hash_one(root / rel, list(ALGORITHMS), archivecheck._NoBar())
+    def one(rel: str) -> Digests:
+        if rel not in counted:
+            return archivecheck._hash_one(root / rel, list(ALGORITHMS), QUIET)
+        assert progress is not None
+        result = archivecheck._hash_one(root / rel, list(ALGORITHMS), progress)
+        progress.file_done()
+        return result
 
     with ThreadPoolExecutor(threads) as pool:
         return dict(zip(rels, pool.map(one, rels)))
@@ -99,9 +114,13 @@ def _hash_files(root: Path, rels: Iterable[str], threads: int = 2
 
 def stage(case: CaseFile, data: Path, blob_path: Callable[[str], Path], *, archive_no: str,
           archived_by: str, archived_at: dt.datetime, device_keys: dict[str, Ed25519PublicKey],
-          hub_key: Ed25519PublicKey, audit: AuditMaterial) -> list[dict[str, Any]]:
+          hub_key: Ed25519PublicKey, audit: AuditMaterial,
+          media_files: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
     """Write the payload of the package into ``data`` (all but the 四性检测 report and the PDF
-    index, which need it checked); return the rows of ``segments.json``."""
+    index, which need it checked); return the rows of ``segments.json``. ``media_files``, if
+    given, receives the package path (``data/...``) of every segment and attachment file and
+    the blob reference it came from (None for an attachment given as bytes)."""
+    placed: dict[str, str | None] = {} if media_files is None else media_files
     (data / "segments").mkdir(parents=True)
     segs: list[dict[str, Any]] = []
     transcripts = {t.segment_id: t for t in case.transcripts}
@@ -110,6 +129,7 @@ def stage(case: CaseFile, data: Path, blob_path: Callable[[str], Path], *, archi
         base = f"segments/{m.segment_id}"
         media = base + _EXT.get(m.media_type, ".bin")
         _place(blob_path(link.stored_ref), data / media)
+        placed[f"data/{media}"] = link.stored_ref
         (data / f"{base}.manifest.cbor").write_bytes(link.manifest)
         (data / f"{base}.receipt.cbor").write_bytes(link.receipt)
         t = transcripts.get(m.segment_id)
@@ -142,8 +162,10 @@ def stage(case: CaseFile, data: Path, blob_path: Callable[[str], Path], *, archi
             raise ValueError(f"attachment name {a.name!r} must be a plain file name")
         if a.data is not None:
             (data / "attachments" / a.name).write_bytes(a.data)
+            placed[f"data/attachments/{a.name}"] = None
         elif a.stored_ref is not None:
             _place(blob_path(a.stored_ref), data / "attachments" / a.name)
+            placed[f"data/attachments/{a.name}"] = a.stored_ref
     (data / "case.json").write_bytes(_json({
         "archive_no": archive_no, "case_id": case.case_id, "metadata": case.metadata,
         "records": case.records, "execution_ended_at": case.execution_ended_at,
@@ -238,21 +260,49 @@ def build_package(case: CaseFile, dest: Path, blob_path: Callable[[str], Path], 
                   archived_by: str, archived_at: dt.datetime,
                   device_keys: dict[str, Ed25519PublicKey], hub_key: Ed25519PublicKey,
                   audit: AuditMaterial, threads: int = 2,
-                  pdf_font: pdfindex.PdfFont | None = None) -> Built:
+                  pdf_font: pdfindex.PdfFont | None = None, progress: Tracker | None = None,
+                  known: dict[str, Digests] | None = None) -> Built:
     """Stage, check (四性) and bag the package at ``dest`` (which must not exist).
 
     Raises :class:`~.pdfindex.FontMissing` before writing anything if there is no Chinese
-    font for the PDF index (``pdf_font``, else one of :data:`~.pdfindex.KNOWN_FONTS`)."""
+    font for the PDF index (``pdf_font``, else one of :data:`~.pdfindex.KNOWN_FONTS`).
+    ``known`` holds the digests of blobs already hashed (by reference: downloaded ones);
+    ``progress`` gets the phases from 复制音像记录 to 校验封包 and the media bytes. If anything
+    fails (or the progress callback raises), the partial package is removed."""
     dest = Path(dest)
     font = pdfindex.find_font(pdf_font)
     work = dest.with_name(dest.name + ".partial")
     if work.exists():
         shutil.rmtree(work)
+    try:
+        return _build(case, dest, work, blob_path, font, archive_no=archive_no,
+                      archived_by=archived_by, archived_at=archived_at,
+                      device_keys=device_keys, hub_key=hub_key, audit=audit, threads=threads,
+                      progress=progress, known=known or {})
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _build(case: CaseFile, dest: Path, work: Path, blob_path: Callable[[str], Path],
+           font: pdfindex.PdfFont, *, archive_no: str, archived_by: str,
+           archived_at: dt.datetime, device_keys: dict[str, Ed25519PublicKey],
+           hub_key: Ed25519PublicKey, audit: AuditMaterial, threads: int,
+           progress: Tracker | None, known: dict[str, Digests]) -> Built:
+    if progress is not None and progress.state.phase != COPY:
+        progress.phase(COPY)
     data = work / "data"
+    media: dict[str, str | None] = {}
     segs = stage(case, data, blob_path, archive_no=archive_no, archived_by=archived_by,
-                 archived_at=archived_at, device_keys=device_keys, hub_key=hub_key, audit=audit)
+                 archived_at=archived_at, device_keys=device_keys, hub_key=hub_key, audit=audit,
+                 media_files=media)
     rels = sorted(str(p.relative_to(work)) for p in data.rglob("*") if p.is_file())
-    digests = _hash_files(work, rels, threads)
+    hashed = {rel: known[ref] for rel, ref in media.items() if ref is not None and ref in known}
+    digests = _hash_files(work, [r for r in rels if r not in hashed], threads, progress,
+                          [r for r in media if r not in hashed])
+    digests.update(hashed)
+    if progress is not None:
+        progress.phase(CHECK)
 
     checks = Report("四性检测")
     vkey, hub, devices = archivecheck.load_keys(data, checks, audit.hub_vkey)
@@ -275,12 +325,17 @@ def build_package(case: CaseFile, dest: Path, blob_path: Callable[[str], Path], 
         file_sha256={rel: d["sha256"] for rel, (d, _n) in digests.items()},
         archived_at=archived_at, archived_by=archived_by, audit_entries=len(audit.entries),
         tree_size=audit.tree_size, hub_vkey=audit.hub_vkey, four=four)
+    if progress is not None:
+        progress.phase(INDEX)
     four.items.append(pdfindex.coverage_item(font, index))
+    pdf = pdfindex.render(font, index)  # shows the report's summary
+    if progress is not None:
+        progress.phase(BAG)
     (data / "report").mkdir()
     (data / "report/four-properties.json").write_bytes(_json(four.to_json()))
     (data / "report/four-properties.html").write_text(
         fourcheck.render_html(four, archive_no), "utf-8")
-    (data / "index.pdf").write_bytes(pdfindex.render(font, index))  # shows the report's summary
+    (data / "index.pdf").write_bytes(pdf)
     digests.update(_hash_files(work, ["data/report/four-properties.json",
                                       "data/report/four-properties.html", "data/index.pdf"], 1))
     _write_bag(work, digests, {

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..archive.model import Attachment, CaseFile, LinkedSegment, Transcript
 from ..archive.numbering import Numbering
+from ..archive.progress import COLLECT, Progress, ProgressCallback
 from ..archive.service import ArchiveResult, build_archive
 from ..audit import log as audit
 from ..db.audit_models import AuditEntry
@@ -69,9 +70,12 @@ async def case_file(session: AsyncSession, rb: Rulebook, case: Case) -> CaseFile
 async def archive_package(
     sessions: Any, store: Any, rb: Rulebook, case_id: int, *, hub_key: Ed25519PrivateKey,
     archived_by: str, archive_root: Path, numbering: Numbering | None = None,
-    origin: str = audit.DEFAULT_ORIGIN,
+    origin: str = audit.DEFAULT_ORIGIN, on_progress: ProgressCallback | None = None,
 ) -> ArchiveResult:
-    """Build and store the package of an archived case (call after ``archive_case``)."""
+    """Build and store the package of an archived case (call after ``archive_case``).
+    ``on_progress``: phases and media bytes (:mod:`lerec.hub.archive.progress`)."""
+    if on_progress is not None:
+        on_progress(Progress(COLLECT))
     async with sessions() as s:
         case = await s.get(Case, case_id)
         if case is None:
@@ -79,4 +83,5 @@ async def archive_package(
         cf = await case_file(s, rb, case)
     kw: dict[str, Any] = {"numbering": numbering} if numbering is not None else {}
     return await build_archive(sessions, store, cf, hub_key=hub_key, archived_by=archived_by,
-                               archive_root=archive_root, origin=origin, **kw)
+                               archive_root=archive_root, origin=origin,
+                               on_progress=on_progress, **kw)
