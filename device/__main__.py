@@ -68,6 +68,7 @@ def _status(settings: DeviceSettings) -> int:
               f"{len(pending)} pending ({journal.pending_bytes()} bytes), "
               f"{counts.get('receipted', 0)} receipted, {counts.get('refused', 0)} refused, "
               f"{free} bytes free")
+        print(_recording_settings(settings, journal.get_meta("hub_config")))
         for row in pending:
             print(f"  pending  seq {row.seq:6d}  {row.segment_id}"
                   f"{'  important' if row.important else ''}")
@@ -78,6 +79,27 @@ def _status(settings: DeviceSettings) -> int:
     finally:
         journal.close()
     return 0
+
+
+def _recording_settings(settings: DeviceSettings, saved: bytes | None) -> str:
+    """The segment and pre-record lengths the recorder records with: the hub's config kept
+    on the card where this recorder accepts its values (as at boot), else the file's."""
+    from .app import verified_config
+
+    rec = settings.recorder
+    note = ""
+    try:
+        cfg = verified_config(settings, saved)
+    except OSError as exc:   # the hub's public key is missing or unreadable
+        cfg, note = None, f"; the hub config on the card cannot be checked: {exc}"
+    if cfg is None:
+        return (f"recording: segment {rec.segment_seconds:g} s, pre-record "
+                f"{rec.prerecord_seconds:g} s (config file{note})")
+    (seg, pre), problems = settings.recording_lengths(cfg.segment_seconds,
+                                                      cfg.prerecord_seconds)
+    line = (f"recording: segment {seg:g} s, pre-record {pre:g} s (hub config "
+            f"{cfg.config_seq}, heartbeat {cfg.heartbeat_seconds} s)")
+    return "\n".join([line] + [f"  hub value ignored: {p}" for p in problems])
 
 
 def _interactive(app: RecorderApp, stop: threading.Event) -> None:  # noqa: F821
@@ -93,7 +115,9 @@ def _interactive(app: RecorderApp, stop: threading.Event) -> None:  # noqa: F821
         elif key == "s":
             hb = app.heartbeat()
             print(f"state={hb.state} last_seq={hb.last_seq} pending={hb.pending_segments} "
-                  f"officer={hb.officer_id} clock={hb.clock.state}", flush=True)
+                  f"officer={hb.officer_id} clock={hb.clock.state} "
+                  f"segment={app.segment_seconds:g}s prerecord={app.prerecord_seconds:g}s",
+                  flush=True)
         elif key == "q":
             break
     stop.set()

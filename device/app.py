@@ -10,7 +10,10 @@ segment that opens with pre-record) and into the OSD, and is kept on
 the card so it survives a reboot; a config delivered live (not the retained copy replayed at
 connect) is a reading of the hub's clock: the offset goes into the clock status, and beyond
 ``max_clock_offset_ms`` the clock is flagged untrusted (LED + buzzer via the recorder, and
-``ClockInfo.state = 'unsynced'`` in the next manifests).
+``ClockInfo.state = 'unsynced'`` in the next manifests). The config's heartbeat interval,
+segment length and pre-record length replace the file's (see
+:meth:`RecorderApp.apply_recording_lengths`); the config kept on the card applies them again at
+boot, before anything is recorded.
 """
 
 from __future__ import annotations
@@ -49,6 +52,19 @@ log = logging.getLogger(__name__)
 FIRMWARE = "lerec-recorder/0.1"
 #: While a segment waits for space to be sealed, sealing is retried this often.
 SEAL_RETRY_SECONDS = 2.0
+
+
+def verified_config(settings: DeviceSettings, wire: bytes | None) -> DeviceConfig | None:
+    """The hub's config kept on the card, if its signature checks out and it is ours."""
+    if wire is None:
+        return None
+    try:
+        cfg = decode_signed(wire, DeviceConfig).verify(
+            keys.ed25519_public(settings.hub.hub_signing_pub.read_bytes()))
+    except ProtocolError as exc:
+        log.error("ignoring the saved hub config: %s", exc)
+        return None
+    return cfg if cfg.device_id == settings.recorder.device_id else None
 
 
 class _SealingSink:
@@ -125,6 +141,9 @@ class RecorderApp:
         self.config_seq = -1
         self._time_seq = -1
         first = cfg.officer_id or UNASSIGNED
+        # the lengths in effect (asked of the pipeline): the file's until the hub's config
+        self.segment_seconds = cfg.segment_seconds
+        self.prerecord_seconds = cfg.prerecord_seconds
         saved = self._saved_config()
         if saved is not None:
             self.config_seq, first = saved.config_seq, saved.officer_id
@@ -147,6 +166,11 @@ class RecorderApp:
             on_signed_config=self._on_config,
             on_refused=self._refused,
         )
+        if saved is not None:   # the hub's settings survive a reboot (the retained copy
+            # replayed at connect has the same config_seq and is not applied again)
+            self.uploader.heartbeat_seconds = float(saved.heartbeat_seconds)
+            self.apply_recording_lengths(saved.segment_seconds, saved.prerecord_seconds,
+                                         f"saved hub config {saved.config_seq}")
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
 
@@ -209,16 +233,7 @@ class RecorderApp:
     # -- hub link ----------------------------------------------------------------------------
 
     def _saved_config(self) -> DeviceConfig | None:
-        wire = self.store.saved_config()
-        if wire is None:
-            return None
-        try:
-            cfg = decode_signed(wire, DeviceConfig).verify(
-                keys.ed25519_public(self.settings.hub.hub_signing_pub.read_bytes()))
-        except ProtocolError as exc:
-            log.error("ignoring the saved hub config: %s", exc)
-            return None
-        return cfg if cfg.device_id == self.device_id else None
+        return verified_config(self.settings, self.store.saved_config())
 
     def _on_config(self, cfg: DeviceConfig, wire: bytes, live: bool) -> None:
         if self.apply_config(cfg):
@@ -227,8 +242,8 @@ class RecorderApp:
             self.apply_hub_time(cfg)
 
     def apply_config(self, cfg: DeviceConfig) -> bool:
-        """Officer binding and heartbeat interval from the hub's signed config (the uploader
-        has checked the hub's signature and the device id)."""
+        """Officer binding, heartbeat interval, segment and pre-record length from the hub's
+        signed config (the uploader has checked the hub's signature and the device id)."""
         with self._lock:
             if cfg.config_seq <= self.config_seq:
                 return False
@@ -237,6 +252,8 @@ class RecorderApp:
             if cfg.officer_id != previous:
                 self._bindings.append((self.clock.now(), cfg.officer_id))
         self.uploader.heartbeat_seconds = float(cfg.heartbeat_seconds)
+        self.apply_recording_lengths(cfg.segment_seconds, cfg.prerecord_seconds,
+                                     f"hub config {cfg.config_seq}")
         if cfg.officer_id != previous:
             log.info("officer binding changed: %s -> %s (config %d)", previous, cfg.officer_id,
                      cfg.config_seq)
@@ -244,6 +261,34 @@ class RecorderApp:
                 self.camera.set_officer("" if cfg.officer_id == UNASSIGNED else cfg.officer_id)
             self.uploader.beat_now()
         return True
+
+    def apply_recording_lengths(self, segment_seconds: float, prerecord_seconds: float,
+                                source: str = "hub config") -> tuple[float, float]:
+        """Record with these segment and pre-record lengths from now on (where they differ
+        from the current ones); returns the lengths in effect. Never raises: a value this
+        recorder must not use (the bounds of the config file, or segments too long for the
+        room the storage floor keeps to seal them: :meth:`DeviceSettings.check_segment_seconds`)
+        is logged and ignored, the current value stays. How the open segment and the
+        pre-record ring take the change: :mod:`lerec.device.media.pipeline`."""
+        with self._lock:
+            old = (self.segment_seconds, self.prerecord_seconds)
+            (seg, pre), problems = self.settings.recording_lengths(
+                segment_seconds, prerecord_seconds, current=old)
+            for problem in problems:
+                log.error("%s: ignored, keeping segment %g s, pre-record %g s: %s", source,
+                          old[0], old[1], problem)
+            if (seg, pre) == old:
+                return old
+            try:
+                self.recorder.reconfigure(segment_seconds=seg if seg != old[0] else None,
+                                          prerecord_seconds=pre if pre != old[1] else None)
+            except ValueError as exc:   # checked above already; never let it stop the app
+                log.error("%s: ignored: %s", source, exc)
+                return old
+            self.segment_seconds, self.prerecord_seconds = seg, pre
+        log.info("%s: segment length %g s -> %g s, pre-record %g s -> %g s", source, old[0], seg,
+                 old[1], pre)
+        return seg, pre
 
     def apply_hub_time(self, cfg: DeviceConfig) -> None:
         """A live config is a fresh reading of the hub's clock: measure our offset from it."""

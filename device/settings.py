@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigurationError
-from .media.config import RecorderConfig
+from .media.config import RecorderConfig, check_prerecord_seconds, check_segment_seconds
 
 
 def seal_reserve_bytes(rec: RecorderConfig, headroom: float = 1.5) -> int:
@@ -21,6 +21,21 @@ def seal_reserve_bytes(rec: RecorderConfig, headroom: float = 1.5) -> int:
         rec.audio.bitrate if rec.audio.backend != "none" else 0)
     segment = rec.segment_seconds * bits / 8 * headroom
     return int(2 * segment) + 1024 * 1024
+
+
+def _floor_problem(rec: RecorderConfig) -> str | None:
+    """Why stopping at the floor would leave no room to seal what was recorded, or None."""
+    st = rec.storage
+    try:
+        need = seal_reserve_bytes(rec)
+    except OverflowError:
+        return f"{rec.segment_seconds:g} s segments are too long to store"
+    if 0 < st.floor_bytes < need:
+        return (f"recorder.storage.floor_bytes = {st.floor_bytes} leaves no room to seal the "
+                f"last segment: {rec.segment_seconds:g} s segments need about {need} "
+                "bytes free at the floor; raise floor_bytes (and low_space_bytes) or shorten "
+                "segment_seconds")
+    return None
 
 
 class HubLink(BaseModel):
@@ -53,15 +68,44 @@ class DeviceSettings(BaseModel):
         """Stopping at the floor must leave room to seal what was recorded: the segment being
         recorded plus one being sealed at a rollover (sealing writes the encrypted copy before
         deleting the plaintext). A floor of 0 turns the check off (tests, simulation)."""
-        st = self.recorder.storage
-        need = seal_reserve_bytes(self.recorder)
-        if 0 < st.floor_bytes < need:
-            raise ValueError(
-                f"recorder.storage.floor_bytes = {st.floor_bytes} leaves no room to seal the "
-                f"last segment: {self.recorder.segment_seconds:g} s segments need about {need} "
-                "bytes free at the floor; raise floor_bytes (and low_space_bytes) or shorten "
-                "segment_seconds")
+        problem = _floor_problem(self.recorder)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def check_segment_seconds(self, seconds: float) -> float:
+        """``seconds`` as a segment length this recorder may use (the hub's config changes it
+        at run time), else ValueError: the same rules as for ``recorder.segment_seconds`` in
+        the file, i.e. its bound and the card-space check above (longer segments need more
+        room at the floor)."""
+        seconds = check_segment_seconds(seconds)
+        problem = _floor_problem(self.recorder.model_copy(update={"segment_seconds": seconds}))
+        if problem is not None:
+            raise ValueError(problem)
+        return seconds
+
+    def check_prerecord_seconds(self, seconds: float) -> float:
+        """``seconds`` as a pre-record length this recorder may use, else ValueError (the
+        bounds of ``recorder.prerecord_seconds``)."""
+        return check_prerecord_seconds(seconds)
+
+    def recording_lengths(self, segment_seconds: float, prerecord_seconds: float,
+                          current: tuple[float, float] | None = None,
+                          ) -> tuple[tuple[float, float], list[str]]:
+        """The (segment, pre-record) lengths to record with when the hub asks for these:
+        each value that passes its check above, else the ``current`` one (default: the
+        file's). Returns them and, for every value refused, why (never raises)."""
+        seg, pre = current or (self.recorder.segment_seconds, self.recorder.prerecord_seconds)
+        problems: list[str] = []
+        try:
+            seg = self.check_segment_seconds(segment_seconds)
+        except ValueError as exc:
+            problems.append(str(exc))
+        try:
+            pre = self.check_prerecord_seconds(prerecord_seconds)
+        except ValueError as exc:
+            problems.append(str(exc))
+        return (seg, pre), problems
 
     @classmethod
     def load(cls, path: Path) -> DeviceSettings:

@@ -5,10 +5,35 @@ Loaded by the entry point, never at import time.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Bounds of the recording lengths, from the config file and from the hub's config alike.
+PRERECORD_MAX_SECONDS = 120.0
+SEGMENT_MIN_SECONDS = 1.0
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_segment_seconds(seconds: float) -> float:
+    """``seconds`` as a segment length, or ValueError (the bound of ``segment_seconds``)."""
+    if not (_number(seconds) and seconds >= SEGMENT_MIN_SECONDS):
+        raise ValueError(f"segment length {seconds!r} s: must be a finite number of at least "
+                         f"{SEGMENT_MIN_SECONDS:g} s")
+    return float(seconds)
+
+
+def check_prerecord_seconds(seconds: float) -> float:
+    """``seconds`` as a pre-record length, or ValueError (the bounds of ``prerecord_seconds``)."""
+    if not (_number(seconds) and 0 <= seconds <= PRERECORD_MAX_SECONDS):
+        raise ValueError(f"pre-record length {seconds!r} s: must be between 0 and "
+                         f"{PRERECORD_MAX_SECONDS:g} s")
+    return float(seconds)
 
 
 class _Model(BaseModel):
@@ -100,9 +125,13 @@ class RecorderConfig(_Model):
                             description="Officer bound to the device by the hub; burned in.")
     mode: Literal["video", "audio"] = Field(
         "video", description="'video' records video and sound; 'audio' records sound only.")
-    prerecord_seconds: float = Field(30.0, ge=0, le=120,
-                                     description="Seconds kept before a press (GOP-aligned).")
-    segment_seconds: float = Field(300.0, ge=1, description="Length of each segment file.")
+    prerecord_seconds: float = Field(
+        30.0, ge=0, le=PRERECORD_MAX_SECONDS, allow_inf_nan=False,
+        description="Seconds kept before a press (GOP-aligned). The hub's config overrides it.")
+    segment_seconds: float = Field(
+        300.0, ge=SEGMENT_MIN_SECONDS, allow_inf_nan=False,
+        description="Length of each segment file (it closes at the first keyframe at or after "
+        "this length). The hub's config overrides it.")
     video: VideoConfig = Field(default_factory=VideoConfig, description="Camera settings.")
     audio: AudioConfig = Field(default_factory=AudioConfig, description="Microphone settings.")
     gpio: GpioConfig = Field(default_factory=GpioConfig, description="Buttons, LEDs, buzzer.")

@@ -5,10 +5,25 @@ Camera and microphone threads call :meth:`RecordingPipeline.outputframe`; packet
 is exact: a recording starts with the ring's content and continues with the very next packet,
 and a rollover closes a file at a keyframe and opens the next one with that keyframe, so no
 frame is lost or duplicated between segments.
+
+The segment and pre-record lengths can change while the pipeline runs
+(:meth:`RecordingPipeline.reconfigure`, used for the hub's config): the change is queued like a
+packet, so it takes effect on the writer thread between two packets.
+
+- Segment length: a segment closes at the first keyframe (audio-only: audio packet) at or after
+  the segment length *in effect when that keyframe arrives*, counted from the segment's first
+  packet (pre-record included). A shorter length therefore closes the open segment at the next
+  keyframe once it is at least the new length long; a segment already longer than that is
+  closed at the next keyframe: it is never cut shorter than what is already written, and
+  nothing written is dropped. A longer length lets the open segment run on to it.
+- Pre-record: the ring's window changes. Shrinking drops the older packets at once; growing
+  lets the ring fill up from then on (a recording started soon after gets only what the ring
+  has: nothing is invented). A recording in progress is not affected.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -18,6 +33,7 @@ from pathlib import Path
 
 from lerec.device.clock import Clock, us_from_utc, utc_from_us
 from lerec.device.errors import DeviceError
+from lerec.device.media.config import check_prerecord_seconds, check_segment_seconds
 from lerec.device.media.mp4file import SegmentFile, StreamSetup
 from lerec.device.media.output import MediaPacket, monotonic_us
 from lerec.device.media.prerecord import PrerecordBuffer
@@ -57,6 +73,13 @@ class _Mark:
     pass
 
 
+@dataclass(frozen=True)
+class _Reconfigure:
+    segment_seconds: float | None
+    prerecord_seconds: float | None
+    done: threading.Event
+
+
 _SHUTDOWN = object()
 
 
@@ -65,7 +88,9 @@ class RecordingPipeline:
 
     def __init__(self, settings: PipelineSettings, clock: Clock, sink: SegmentSink,
                  on_rollover: Callable[[], None] | None = None) -> None:
-        self.settings = settings
+        check_segment_seconds(settings.segment_seconds)
+        check_prerecord_seconds(settings.prerecord_seconds)
+        self.settings = settings   # replaced (never mutated) when the lengths change
         self._clock = clock
         self._sink = sink
         self._on_rollover = on_rollover
@@ -80,10 +105,9 @@ class RecordingPipeline:
         self._important_pending = False
         self._prerecord_us = 0
         self._press_mono = 0
+        self._last_mono = 0         # capture time of the newest packet (writer thread)
         self._names: set[str] = set()
-        # roll over at the first keyframe at or after the segment length (within half a frame)
-        slack = 500_000 // settings.video[2] if settings.video else 0
-        self._segment_us = int(settings.segment_seconds * 1_000_000) - slack
+        self._segment_us = self._length_us(settings.segment_seconds)
         self.failed: BaseException | None = None
 
     # -------------------------------------------------------------- output contract
@@ -124,6 +148,33 @@ class RecordingPipeline:
     def mark_important(self) -> None:
         self._queue.put(_Mark())
 
+    def reconfigure(self, *, segment_seconds: float | None = None,
+                    prerecord_seconds: float | None = None, wait: bool = False,
+                    timeout: float = 10.0) -> None:
+        """Change the segment and/or pre-record length (None keeps it); thread-safe.
+
+        Raises ValueError, changing nothing, for a length outside the bounds of
+        :class:`~lerec.device.media.config.RecorderConfig`. The change is applied on the
+        writer thread, in order with the packets (see the module docstring for the rule);
+        ``wait`` blocks until it is (a pipeline not started yet applies it when it starts).
+        """
+        seg = None if segment_seconds is None else check_segment_seconds(segment_seconds)
+        pre = None if prerecord_seconds is None else check_prerecord_seconds(prerecord_seconds)
+        done = threading.Event()
+        self._queue.put(_Reconfigure(seg, pre, done))
+        if wait and self._thread is not None:
+            done.wait(timeout)
+
+    @property
+    def segment_seconds(self) -> float:
+        """The segment length in effect on the writer thread."""
+        return self.settings.segment_seconds
+
+    @property
+    def prerecord_seconds(self) -> float:
+        """The pre-record length in effect on the writer thread."""
+        return self.settings.prerecord_seconds
+
     @property
     def recording(self) -> bool:
         return self._recording
@@ -151,6 +202,7 @@ class RecordingPipeline:
             # the ring runs all the time, so a new press right after a stop still gets its
             # pre-record (clips may then overlap by up to the pre-record window)
             self._ring.add(item)
+            self._last_mono = item.mono_us
             if self._recording:
                 self._record(item)
         elif isinstance(item, _Start):
@@ -165,6 +217,33 @@ class RecordingPipeline:
                 self._current.mark_important()
             elif self._recording:
                 self._important_pending = True
+        elif isinstance(item, _Reconfigure):
+            try:
+                self._reconfigure(item)
+            finally:
+                item.done.set()
+
+    def _length_us(self, segment_seconds: float) -> int:
+        # roll over at the first keyframe at or after the segment length (within half a frame)
+        slack = 500_000 // self.settings.video[2] if self.settings.video else 0
+        return int(segment_seconds * 1_000_000) - slack
+
+    def _reconfigure(self, item: _Reconfigure) -> None:
+        s = self.settings
+        if item.segment_seconds is not None and item.segment_seconds != s.segment_seconds:
+            self._segment_us = self._length_us(item.segment_seconds)
+            self.settings = s = dataclasses.replace(s, segment_seconds=item.segment_seconds)
+            if self._current is not None:
+                written = (self._last_mono - self._current.start_mono) / 1e6
+                log.info("segment length now %g s; the open segment (%.1f s so far) closes at "
+                         "the first keyframe at or after %g s", s.segment_seconds, written,
+                         max(written, s.segment_seconds))
+            else:
+                log.info("segment length now %g s", s.segment_seconds)
+        if item.prerecord_seconds is not None and item.prerecord_seconds != s.prerecord_seconds:
+            self._ring.set_window(item.prerecord_seconds)
+            self.settings = dataclasses.replace(s, prerecord_seconds=item.prerecord_seconds)
+            log.info("pre-record now %g s", item.prerecord_seconds)
 
     def _begin(self, audio_only: bool) -> None:
         if self._recording:

@@ -3,6 +3,10 @@
 Like picamera2's CircularOutput, but as a plain data structure driven by the pipeline's writer
 thread. It always keeps at least one whole GOP, so even with a 0 s pre-record a recording can
 start at once, from the latest keyframe.
+
+The window can change while the ring runs (:meth:`PrerecordBuffer.set_window`, the hub's
+config): a shorter window drops the older packets at once; a longer one fills up as packets
+arrive, since what was dropped is gone (nothing is invented).
 """
 
 from __future__ import annotations
@@ -20,6 +24,13 @@ class PrerecordBuffer:
 
     def __len__(self) -> int:
         return len(self._packets)
+
+    def set_window(self, seconds: float) -> None:
+        """Keep ``seconds`` from now on: shrinking trims now (relative to the newest packet),
+        growing lets the ring fill up over the following packets."""
+        self.window_us = int(seconds * 1_000_000)
+        if self._packets:
+            self._trim(self._packets[-1].mono_us)
 
     def add(self, pkt: MediaPacket) -> None:
         self._packets.append(pkt)

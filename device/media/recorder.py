@@ -117,6 +117,13 @@ class Recorder:
             self._audio.stop()
         self.pipeline.stop()
 
+    def reconfigure(self, *, segment_seconds: float | None = None,
+                    prerecord_seconds: float | None = None, wait: bool = False) -> None:
+        """Change the segment and/or pre-record length while running (None keeps it); raises
+        ValueError for a value out of bounds. See :meth:`RecordingPipeline.reconfigure`."""
+        self.pipeline.reconfigure(segment_seconds=segment_seconds,
+                                  prerecord_seconds=prerecord_seconds, wait=wait)
+
     # -------------------------------------------------------------- events
 
     def post(self, event: Event) -> None:
