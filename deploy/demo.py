@@ -56,6 +56,11 @@ def _bin(name: str) -> str:
 
 
 def write_hub_config(root: Path, pki: Pki, port: int) -> Path:
+    from lerec.hub.export.certs import issue_c2pa_signer
+
+    # the content-credentials signer of exported clips (第二十九条), issued by the hub CA (a
+    # demo folder made before lerec-pki issued it gets one here)
+    c2pa = issue_c2pa_signer(pki.ca_cert, pki.ca_key, pki.root / "hub")
     cfg = root / "hub.toml"
     cfg.write_text(
         f"""# lerec hub configuration (demo). Paths are relative to this file.
@@ -74,6 +79,11 @@ ca = "{pki.ca_cert.relative_to(root)}"
 cert = "{pki.hub_cert.relative_to(root)}"
 key = "{pki.hub_key.relative_to(root)}"
 client_id = "lerec-hub"
+
+[export]
+c2pa_cert = "{c2pa.cert.relative_to(root)}"
+c2pa_key = "{c2pa.key.relative_to(root)}"
+c2pa_ca = "{c2pa.ca.relative_to(root)}"
 """
     )
     return cfg

@@ -98,6 +98,34 @@ class ArchiveSettings(BaseModel):
     org: str = Field("XXZ", description="organisation code in archive numbers")
 
 
+class ExportSettings(BaseModel):
+    """Exported clips (第二十九条): the C2PA content-credentials signer and the temporary files.
+
+    The admin service offers a party's (or an official's) approved download only as the
+    watermarked, C2PA-signed export; without the signer files it explains that export is not
+    configured and serves no raw clip to a requester."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    c2pa_cert: Path | None = Field(
+        None, description="PEM chain: the hub-CA-issued C2PA signer certificate, then the CA "
+        "(lerec-pki init writes pki/hub/c2pa-signer.crt)"
+    )
+    c2pa_key: Path | None = Field(None, description="the signer's PKCS#8 EC P-256 private key")
+    c2pa_ca: Path | None = Field(
+        None, description="trust anchor the export is verified against (the hub CA, ca.crt)"
+    )
+    dir: Path | None = Field(
+        None, description="folder for exports waiting to be downloaded (default: "
+        "<storage_dir>/exports; emptied when the admin service starts and stops)"
+    )
+    keep_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="how long a prepared export stays downloadable"
+    )
+    max_files: int = Field(20, ge=1, le=1000, description="prepared exports kept at most")
+    workers: int = Field(2, ge=1, le=16, description="exports re-encoded at the same time")
+
+
 class HubConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -125,6 +153,9 @@ class HubConfig(BaseModel):
     )
     audit: AuditSettings = Field(default_factory=AuditSettings, description="audit log")
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings, description="archives")
+    export: ExportSettings = Field(
+        default_factory=ExportSettings, description="exported clips (C2PA signer, watermark)"
+    )
     log_level: str = Field("INFO", description="logging level")
     log_format: Literal["text", "json"] = Field(
         "text", description="'json': one JSON object per line (for log shippers)"
@@ -165,6 +196,13 @@ class HubConfig(BaseModel):
                 "signing_key": fix(self.signing_key),
                 "box_key": fix(self.box_key),
                 "pki_dir": fix(self.pki_dir) if self.pki_dir is not None else None,
+                "export": self.export.model_copy(
+                    update={
+                        k: fix(v)
+                        for k, v in self.export.model_dump().items()
+                        if k in ("c2pa_cert", "c2pa_key", "c2pa_ca", "dir") and v is not None
+                    }
+                ),
                 "broker": self.broker.model_copy(
                     update={
                         "ca": fix(self.broker.ca),

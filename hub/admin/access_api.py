@@ -4,7 +4,10 @@ A party (当事人) or an official files a request for a case (whole case or cho
 purpose, an expiry within 30 days); the agency head (行政机关负责人) approves it (possibly
 narrowing scope and expiry), refuses it (with a reason) or revokes a grant. Viewing a granted
 item goes through the same check as the pages and is written to the audit log, allowed or
-refused. Refusals carry the rules' reason in Chinese (``detail``).
+refused. A granted clip is downloaded as its export (watermark naming the requester, C2PA
+content credentials): POST .../export starts preparing it, GET .../export polls, GET
+.../export/file downloads it (exporting.py). Refusals carry the rules' reason in Chinese
+(``detail``).
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..access.rules import MAX_GRANT_DAYS, WHOLE_CASE, Confidentiality
 from ..db.trust_models import AccessRequest
 from . import access_views as av
+from . import exporting
 from .security import NEED, Ctx
 
 router = APIRouter(prefix="/api/v1", tags=["查阅（第二十九条）"])
@@ -91,6 +96,31 @@ class RecordOut(BaseModel):
     version: int
     fields: dict[str, Any]
     texts: dict[str, str] = Field(description="字段名称 -> 显示文本")
+
+
+class ExportOut(BaseModel):
+    """A requester's export of one clip: the download is this file (watermark naming the
+    requester, C2PA content credentials verified against the hub CA), never the raw clip."""
+
+    case_id: int
+    segment_id: str
+    item: str
+    state: str = Field(description="none 尚未生成 / queued 排队等待 / running 正在生成 / "
+                       "ready 已生成，可以下载 / failed 生成失败 / unconfigured 未配置导出")
+    state_zh: str
+    configured: bool = Field(description="管理服务已配置内容凭证签名证书")
+    message: str | None = Field(description="未配置或失败的原因（中文）")
+    filename: str | None
+    size: int | None
+    sha256: str | None = Field(description="导出文件的 SHA-256（与审计日志中的 export 记录一致）")
+    c2pa_validation: str | None = Field(description="对照枢纽 CA 校验内容凭证的结果（Trusted 可信）")
+    c2pa_manifest: str | None
+    watermark: list[str] = Field(description="画面上的水印文字")
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    downloads: int
+    status_url: str
+    download_url: str | None = Field(description="下载地址（每次下载均重新判定并记入审计日志）")
 
 
 class MarkingOut(BaseModel):
@@ -196,3 +226,45 @@ async def set_marking(case_id: int, body: MarkingIn, ctx: Ctx = NEED["access.mar
     case = ctx.require_case()
     await av.set_marking(ctx, case, body.item, [c.value for c in body.classes], body.owner)
     return [MarkingOut(**m) for m in await av.case_marking_rows(ctx, case)]
+
+
+# -- a clip's download: the watermarked export with content credentials ---------------------
+
+
+def _export_urls(case_id: int, segment_id: str) -> dict[str, str]:
+    base = f"/api/v1/cases/{case_id}/access/clips/{segment_id}/export"
+    return {"status_url": base, "file_url": f"{base}/file"}
+
+
+@router.post("/cases/{case_id}/access/clips/{segment_id}/export", status_code=202,
+             response_model=ExportOut,
+             summary="生成经同意的音像记录的导出文件（带下载人水印和 C2PA 内容凭证；后台生成，"
+             "轮询状态；已生成的直接返回 200）")
+async def start_export(case_id: int, segment_id: str, response: Response,
+                       ctx: Ctx = NEED["access.view"]) -> ExportOut:
+    job = await exporting.start(ctx, segment_id)
+    out = exporting.status(ctx, ctx.require_case(), job.segment_id,
+                           _export_urls(case_id, job.segment_id))
+    if out["state"] == exporting.READY:
+        response.status_code = 200
+    return ExportOut.model_validate(out)
+
+
+@router.get("/cases/{case_id}/access/clips/{segment_id}/export", response_model=ExportOut,
+            summary="本人对一段音像记录的导出状态")
+async def export_status(case_id: int, segment_id: str, ctx: Ctx = NEED["access.view"]
+                        ) -> ExportOut:
+    case = ctx.require_case()
+    seg = await exporting.case_segment(ctx, case, segment_id)
+    return ExportOut.model_validate(exporting.status(
+        ctx, case, seg.segment_id, _export_urls(case_id, seg.segment_id)))
+
+
+@router.get("/cases/{case_id}/access/clips/{segment_id}/export/file",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"video/mp4": {}},
+                             "description": "导出文件（MP4，作为附件下载）"}},
+            summary="下载已生成的导出文件（每次下载重新判定授权并记入审计日志）")
+async def export_file(case_id: int, segment_id: str, ctx: Ctx = NEED["access.view"]
+                      ) -> StreamingResponse:
+    return await exporting.download(ctx, segment_id)

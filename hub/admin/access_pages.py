@@ -1,7 +1,8 @@
 """The 查阅 pages (第二十九条), Simplified Chinese: the request list (查阅申请) with the agency
 head's 同意 / 不同意 / 撤销, a case's 查阅 page (its items, the request form, what is granted),
-the granted items themselves (each view decided and logged by check_access) and the
-confidentiality markings (密级) of a case. Each route names its permission through ``need``."""
+the granted items themselves (each view decided and logged by check_access), a granted clip's
+download — the watermarked, C2PA-signed export prepared in the background (exporting.py),
+never the raw clip — and the confidentiality markings (密级) of a case. Each route names its permission through ``need``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from ..access import service as access_service
 from ..access.rules import MAX_GRANT_DAYS, WHOLE_CASE
 from ..cases import links_adapter
 from ..cases.errors import InvalidInput
@@ -21,7 +23,7 @@ from ..db.cases_models import Case, CaseAttachment, CaseParty
 from ..db.models import Segment
 from ..db.types import utcnow
 from . import access_views as av
-from . import views
+from . import exporting, views
 from .pages import _form_str, back_to, render
 from .security import NEED, Ctx
 
@@ -119,7 +121,8 @@ async def _case_page(ctx: Ctx, status: int = 200, errors: list[Any] | None = Non
     return render(ctx, "access_case.html", status=status, a=data,
                   errors={e.field: e.message for e in errors or []}, message=message,
                   form=form or {"days": "7", "scope_mode": "items", "items": []},
-                  max_days=MAX_GRANT_DAYS, now=utcnow())
+                  max_days=MAX_GRANT_DAYS, now=utcnow(),
+                  export_unconfigured=exporting.unconfigured_reason(ctx.app.state.settings))
 
 
 @router.get("/access/cases/{case_id}")
@@ -160,11 +163,65 @@ async def view_clip(case_id: int, segment_id: str, download: int = 0,
     if seg is None or case.id not in await links_adapter.cases_for_segment(ctx.db,
                                                                             seg.segment_id):
         raise await av.missing_item(ctx, case, item)
-    await av.checked_view(ctx, case, item, download=bool(download), media=True)
+    if download:  # a requester downloads the watermarked, C2PA-signed export, never the raw clip
+        return back_to(export_urls(case.id, seg.segment_id)["page_url"])
+    await av.checked_view(ctx, case, item, media=True)
     ext = "mp4" if "mp4" in seg.media_type else "bin"
     return await views.stream_blob(ctx.request, ctx.app.state.store, seg.stored_ref, seg.length,
                                    seg.media_type, f"{case.case_no}-{seg.device_id}-{seg.seq}"
-                                   f".{ext}", bool(download))
+                                   f".{ext}", False)
+
+
+# -- a clip's download: the watermarked export with content credentials ---------------------
+
+
+def export_urls(case_id: int, segment_id: str) -> dict[str, str]:
+    base = f"/access/cases/{case_id}/clips/{segment_id}/export"
+    return {"page_url": base, "start_url": base, "status_url": f"{base}/status",
+            "file_url": f"{base}/file"}
+
+
+async def _export_state(ctx: Ctx, segment_id: str) -> tuple[Any, dict[str, Any]]:
+    """The clip and the user's export of it; whether the rules let them have it now is
+    decided without logging (nothing but the state is shown; starting and downloading are
+    decided and logged)."""
+    case = ctx.require_case()
+    seg = await exporting.case_segment(ctx, case, segment_id)
+    ex = exporting.status(ctx, case, seg.segment_id, export_urls(case.id, seg.segment_id))
+    p = await av.actor_principal(ctx)
+    d = await access_service.check_access(ctx.db, p, str(case.id), ex["item"], action="export",
+                                          log=False)
+    ex.update(allowed=d.allowed, reason="" if d else av.refusal_message(d))
+    return seg, ex
+
+
+@router.post("/access/cases/{case_id}/clips/{segment_id}/export")
+async def start_export(case_id: int, segment_id: str, ctx: Ctx = NEED["access.view"]
+                       ) -> Response:
+    job = await exporting.start(ctx, segment_id)
+    return back_to(export_urls(case_id, job.segment_id)["page_url"])
+
+
+@router.get("/access/cases/{case_id}/clips/{segment_id}/export")
+async def export_page(case_id: int, segment_id: str, ctx: Ctx = NEED["access.view"]
+                      ) -> Response:
+    seg, ex = await _export_state(ctx, segment_id)
+    return render(ctx, "access_export.html", case=ctx.require_case(), seg=seg, export=ex,
+                  keep_minutes=ctx.app.state.settings.export_keep_minutes)
+
+
+@router.get("/access/cases/{case_id}/clips/{segment_id}/export/status")
+async def export_status(case_id: int, segment_id: str, ctx: Ctx = NEED["access.view"]
+                        ) -> Response:
+    _seg, ex = await _export_state(ctx, segment_id)
+    return render(ctx, "_access_export.html", export=ex,
+                  keep_minutes=ctx.app.state.settings.export_keep_minutes)
+
+
+@router.get("/access/cases/{case_id}/clips/{segment_id}/export/file")
+async def export_file(case_id: int, segment_id: str, ctx: Ctx = NEED["access.view"]
+                      ) -> Response:
+    return await exporting.download(ctx, segment_id)
 
 
 @router.get("/access/cases/{case_id}/attachments/{att_id}")

@@ -24,7 +24,7 @@ from ..cases.errors import CaseError, InvalidInput
 from ..db import make_engine, migrate, sessionmaker
 from ..rules import default_rulebook, load_rulebook
 from ..storage import LocalBlobStore
-from . import access_api, access_pages, api, pages, views
+from . import access_api, access_pages, api, exporting, pages, views
 from .archiving import ArchiveJobs
 from .security import Denied, LoginRequired, is_api
 from .settings import AdminSettings
@@ -170,6 +170,7 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
         app.state.engine = eng
         app.state.sessions = sessionmaker(eng)
         app.state.archive_jobs = ArchiveJobs()
+        await app.state.export_jobs.open()
         task = None
         if settings.refresh_minutes > 0:
             task = asyncio.create_task(_refresh_loop(app, settings.refresh_minutes),
@@ -180,6 +181,7 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
             if task is not None:
                 task.cancel()
             await app.state.archive_jobs.shutdown()
+            await app.state.export_jobs.shutdown()
             if engine is None:
                 await eng.dispose()
 
@@ -199,6 +201,7 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
     app.state.templates = templates()
     app.state.clip_views = {}
     app.state.archive_jobs = ArchiveJobs()  # background package builds (第二十八条)
+    app.state.export_jobs = exporting.make_jobs(settings)  # requesters' exports (第二十九条)
     app.state.login_failures = {}
     app.state.started_at = dt.datetime.now(dt.UTC)
     static = Path(str(resources.files("lerec.hub.admin").joinpath("static")))

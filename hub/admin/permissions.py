@@ -48,7 +48,8 @@ MATRIX: MappingProxyType[str, tuple[frozenset[str], str]] = MappingProxyType({
                      "新建、停用用户，设置角色、密码、涉密资格和当事人关联的案件"),
     "access.read": (_ALL, "查看查阅申请：本人的申请及其状态（行政机关负责人、审计可查看全部）"),
     "access.request": (_REQUESTERS, "申请查阅执法记录（第二十九条）"),
-    "access.view": (_REQUESTERS, "查阅经行政机关负责人同意的执法记录（每次均记入审计日志）"),
+    "access.view": (_REQUESTERS, ("查阅经行政机关负责人同意的执法记录，下载带水印和内容凭证的"
+                                  "音像记录（每次查阅、导出、下载均记入审计日志）")),
     "access.decide": (frozenset({"agency_head"}),
                       "同意、不同意或撤销查阅申请（第二十九条，行政机关负责人）"),
     "access.mark": (frozenset({"handler", "unit_head", "legal_reviewer", "agency_head",

@@ -31,3 +31,19 @@ class AdminSettings:
     archive_dir: Path | None = None
     #: audit log name in checkpoints (must match the hub's)
     audit_origin: str = "lerec.local/audit"
+    #: C2PA content-credentials signer of exported clips (第二十九条): the PEM chain (signer
+    #: certificate issued by the hub CA, then the CA), its private key, and the trust anchor
+    #: the export is verified against. Without them a requester's download is refused with an
+    #: explanation (never the raw clip).
+    c2pa_cert: Path | None = None
+    c2pa_key: Path | None = None
+    c2pa_ca: Path | None = None
+    #: prepared exports waiting to be downloaded (default: <storage_dir>/exports)
+    export_dir: Path | None = None
+    #: a prepared export stays downloadable this long, and at most this many are kept
+    export_keep_minutes: int = 30
+    export_max_files: int = 20
+    #: exports re-encoded at the same time (each takes a CPU core while it runs)
+    export_workers: int = 2
+    #: font for the watermark (default: the first CJK font found on the system)
+    export_font: str | None = None

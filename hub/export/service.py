@@ -60,16 +60,18 @@ async def export_clip(
     signer: C2paSignerFiles,
     now: dt.datetime | None = None,
     font_path: str | None = None,
+    case_label: str | None = None,
 ) -> ExportResult:
     """Export ``segment_id`` of ``case_id`` for ``user`` to ``out`` (MP4). Raises
-    :class:`AccessError` (and logs the refused attempt) without an approved request."""
+    :class:`AccessError` (and logs the refused attempt) without an approved request.
+    ``case_label``: how the watermark names the case (e.g. its case number; default the id)."""
     now = now or utcnow()
     item = f"segment:{segment_id}"
     async with sessions() as s, s.begin():
         decision = await check_access(s, user, case_id, item, now, action="export", log=False)
         if not decision:
             await record_event(s, EventType.EXPORT, user.user, [f"case:{case_id}", item],
-                               {"allowed": False, "code": decision.code}, at=now)
+                               {"item": item, "allowed": False, "code": decision.code}, at=now)
     if not decision:
         raise AccessError(decision.code, decision.reason)
     async with sessions() as s:
@@ -77,8 +79,9 @@ async def export_clip(
     if seg is None:
         raise AccessError("not_found", f"no stored segment {segment_id}")
     local = now.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
-    lines = [f"{requester_name} {user.user}", f"导出 {local} 仅限 {case_id}"]
+    lines = [f"{requester_name} {user.user}", f"导出 {local} 仅限 {case_label or case_id}"]
     export = {"requester": requester_name, "user": user.user, "case_id": case_id,
+              **({"case_label": case_label} if case_label else {}),
               "segment_id": segment_id, "source_sha256": seg.sha256,
               "source_manifest_hash": bytes(seg.manifest_hash).hex(),
               "exported_at": now.isoformat(), "access_request": decision.grant}
@@ -89,7 +92,8 @@ async def export_clip(
     digest = await asyncio.to_thread(lambda: hashlib.sha256(Path(out).read_bytes()).hexdigest())
     async with sessions() as s, s.begin():
         idx = await record_event(s, EventType.EXPORT, user.user, [f"case:{case_id}", item], {
-            "allowed": True, "access_request": decision.grant, "sha256": digest,
+            "item": item, "allowed": True, "code": decision.code,
+            "access_request": decision.grant, "sha256": digest,
             "watermark": list(shown), "c2pa_validation": result.validation_state,
             "c2pa_manifest": result.active_manifest, "c2pa_errors": list(result.errors),
         }, at=now)

@@ -81,3 +81,10 @@ def test_demo_command_runs_the_whole_system(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "rec-001 seq 0" in proc.stdout and "rec-002 seq 0" in proc.stdout
     assert (tmp_path / "demo" / "hub" / "lerec.db").exists()
+    # the admin service signs requesters' exports with the hub CA's C2PA signer (第二十九条)
+    from lerec.hub.admin.__main__ import _settings, parser
+    from lerec.hub.admin.exporting import unconfigured_reason
+
+    settings = _settings(parser().parse_args(["serve", "--config",
+                                              str(tmp_path / "demo" / "hub.toml")]))
+    assert settings.c2pa_cert is not None and unconfigured_reason(settings) is None

@@ -65,13 +65,14 @@ def database_url(dbs: Databases, tmp_path: Path) -> Iterator[str]:
     yield from database(dbs, tmp_path)
 
 
-def admin_app(database_url: str, storage_dir: Path) -> Any:
-    """The admin app as the tests run it: the database already migrated, no refresh timer."""
+def admin_app(database_url: str, storage_dir: Path, **settings: Any) -> Any:
+    """The admin app as the tests run it: the database already migrated, no refresh timer;
+    ``settings``: further AdminSettings (e.g. the C2PA signer files)."""
     from lerec.hub.admin.app import create_app
     from lerec.hub.admin.settings import AdminSettings
 
     return create_app(AdminSettings(database_url=database_url, storage_dir=storage_dir,
-                                    migrate=False, refresh_minutes=0))
+                                    migrate=False, refresh_minutes=0, **settings))
 
 
 def route_permissions(route: Any) -> list[str]:

@@ -50,8 +50,14 @@ class Server:
 
 
 @pytest.fixture
-def server(database_url, tmp_path):
-    with Server(admin_app(database_url, tmp_path / "store"), _free_port()) as srv:
+def server(database_url, tmp_path, pki):
+    """The admin service with the hub CA's C2PA signer (requesters' downloads are exports)."""
+    from lerec.hub.export import issue_c2pa_signer
+
+    signer = issue_c2pa_signer(pki.ca_cert, pki.ca_key, pki.root / "hub")
+    app = admin_app(database_url, tmp_path / "store", c2pa_cert=signer.cert,
+                    c2pa_key=signer.key, c2pa_ca=pki.ca_cert)
+    with Server(app, _free_port()) as srv:
         yield srv
 
 

@@ -1,7 +1,8 @@
 """第二十九条 in a real browser: a party (当事人) logs in and sees nothing of their case, asks to
 see one clip; the agency head (行政机关负责人) approves it on the 查阅申请 page; the party plays
-the clip (H.264 through HTTP range requests, each decided by the access rules) and still
-cannot open the clip that was not approved. Every view is in the audit log."""
+the clip (H.264 through HTTP range requests, each decided by the access rules), downloads it as
+the watermarked, C2PA-signed export, and still cannot open the clip that was not approved.
+Every view and download is in the audit log."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import datetime as dt
 
 
 async def test_party_requests_head_approves_party_plays_the_clip(server, new_page, login, play,
-                                                                run_db, shots, tmp_path):
+                                                                run_db, shots, tmp_path, pki):
     from lerec.hub.admin.demo import ensure_device, make_mp4, store_segment
     from lerec.hub.admin.security import actor_for
     from lerec.hub.cases import links_adapter, service
@@ -91,6 +92,25 @@ async def test_party_requests_head_approves_party_plays_the_clip(server, new_pag
     assert "已同意" in await party.inner_text("#my-requests ~ article")
     await shots(party, "25-party-plays-approved-clip")
 
+    # and downloads it: the export with a watermark naming them and C2PA content credentials,
+    # prepared in the background while the page polls
+    from lerec.hub.export import read_mp4
+
+    await party.click(f"#clip-{wanted} button:has-text('下载（带水印和内容凭证）')")
+    await party.wait_for_url(f"**/access/cases/{case_id}/clips/{wanted}/export")
+    await party.wait_for_selector("#export-status[data-state=ready]", timeout=120_000)
+    assert "可信" in await party.inner_text("#export-status")
+    await shots(party, "25b-party-export-ready")
+    async with party.expect_download() as info:
+        await party.click("a.export-download")
+    download = await info.value
+    assert download.suggested_filename.endswith("-导出.mp4"), download.suggested_filename
+    saved = tmp_path / "party-download.mp4"
+    await download.save_as(saved)
+    cred = read_mp4(saved, pki.ca_cert.read_text())
+    assert cred.validation_state == "Trusted" and cred.assertion["requester"] == "刘当事人"
+    await party.goto(f"{server.url}/access/cases/{case_id}")
+
     # the other clip stays closed to them
     r = await party.goto(f"{server.url}/access/cases/{case_id}/clips/{other}/media")
     assert r is not None and r.status == 403
@@ -119,3 +139,4 @@ async def test_party_requests_head_approves_party_plays_the_clip(server, new_pag
     seen = await run_db(views)
     assert ("view", f"segment:{wanted}", True) in seen
     assert ("view", f"segment:{other}", False) in seen
+    assert ("download", f"segment:{wanted}", True) in seen

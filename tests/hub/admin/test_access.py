@@ -101,9 +101,15 @@ async def test_party_sees_nothing_until_approved_then_only_the_granted_clip(app,
     assert "已同意" in listing.text
     r = await party.get(_media(cid, seg_a), headers={"Range": "bytes=0-99"})
     assert r.status_code == 206 and r.content == CLIP_A[:100]
+    # a download is the watermarked, C2PA-signed export (test_export_download.py), never the
+    # raw clip: without a configured signer the party is told so, and gets no file
     r = await party.get(_media(cid, seg_a) + "?download=1")
-    assert r.status_code == 200 and r.content == CLIP_A
-    assert r.headers["content-disposition"].startswith("attachment")
+    assert r.status_code == 303 and r.headers["location"].endswith(f"/clips/{seg_a}/export")
+    r = await party.get(r.headers["location"])
+    assert r.status_code == 200 and "未配置内容凭证" in r.text and "原始文件不提供下载" in r.text
+    r = await party.post(f"/access/cases/{cid}/clips/{seg_a}/export")
+    assert r.status_code == 409 and "未配置内容凭证" in r.text
+    assert (await party.get(f"/access/cases/{cid}/clips/{seg_a}/export/file")).status_code == 404
     r = await party.get(_media(cid, seg_b))
     assert r.status_code == 403 and "不在批准范围内" in r.text
     r = await party.get(f"/access/cases/{cid}/records/{rid}")
@@ -142,7 +148,7 @@ async def test_party_sees_nothing_until_approved_then_only_the_granted_clip(app,
     assert seen == [
         ("view", a, False, "no_grant"), ("view", rec, False, "no_grant"),
         ("view", a, False, "no_grant"),
-        ("view", a, True, "ok"), ("download", a, True, "ok"),
+        ("view", a, True, "ok"),
         ("view", b, False, "out_of_scope"), ("view", rec, False, "out_of_scope"),
         ("view", a, False, "expired"),
         ("view", a, True, "ok"),
