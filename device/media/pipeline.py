@@ -60,6 +60,7 @@ class PipelineSettings:
 @dataclass(frozen=True)
 class _Start:
     audio_only: bool
+    pressed_us: int  # monotonic time of the press (the writer may handle it later)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class RecordingPipeline:
     # -------------------------------------------------------------- commands
 
     def start_recording(self, audio_only: bool = False) -> None:
-        self._queue.put(_Start(audio_only))
+        self._queue.put(_Start(audio_only, monotonic_us()))
 
     def stop_recording(self, reason: EndReason = "button", wait: bool = False,
                        timeout: float = 10.0) -> None:
@@ -206,7 +207,7 @@ class RecordingPipeline:
             if self._recording:
                 self._record(item)
         elif isinstance(item, _Start):
-            self._begin(item.audio_only)
+            self._begin(item.audio_only, item.pressed_us)
         elif isinstance(item, _Stop):
             try:
                 self._end(item.reason)
@@ -245,13 +246,14 @@ class RecordingPipeline:
             self.settings = dataclasses.replace(s, prerecord_seconds=item.prerecord_seconds)
             log.info("pre-record now %g s", item.prerecord_seconds)
 
-    def _begin(self, audio_only: bool) -> None:
+    def _begin(self, audio_only: bool, pressed_us: int) -> None:
         if self._recording:
             return
         audio_only = audio_only or self.settings.video is None
         self._recording, self._audio_only = True, audio_only
         self._important_pending = False
-        self._press_mono = monotonic_us()
+        # the pre-record is measured to the press, not to when this thread got to it
+        self._press_mono = pressed_us
         backlog = self._ring.drain(audio_only)
         log.info("recording started (%s), %d packets from the pre-record ring",
                  "audio only" if audio_only else "video", len(backlog))
