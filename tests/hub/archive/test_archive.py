@@ -42,15 +42,6 @@ def test_numbering_pattern_is_validated():
         Numbering("{org}-{seq}-{secret}")
 
 
-@pytest.fixture
-async def archived(tmp_path, evidence, mp4_bytes, make_case):
-    case, segs = await make_case(evidence, mp4_bytes)
-    result = await build_archive(evidence.sessions, evidence.store, case,
-                                 hub_key=evidence.hub_key, archived_by="user:archivist",
-                                 archive_root=tmp_path / "archives", now=NOW)
-    return evidence, case, segs, result
-
-
 def hub_vkey(evidence) -> str:
     return audit.signer_from_key(evidence.hub_key, audit.DEFAULT_ORIGIN).verifier().encode()
 

@@ -59,15 +59,6 @@ def hub_vkey(evidence) -> str:
     return audit.signer_from_key(evidence.hub_key, audit.DEFAULT_ORIGIN).verifier().encode()
 
 
-@pytest.fixture
-async def archived(tmp_path, evidence, mp4_bytes, make_case):
-    case, segs = await make_case(evidence, mp4_bytes)
-    result = await build_archive(evidence.sessions, evidence.store, case,
-                                 hub_key=evidence.hub_key, archived_by="user:archivist",
-                                 archive_root=tmp_path / "archives", now=NOW)
-    return evidence, case, segs, result
-
-
 async def test_package_holds_a_pdf_index_covered_by_both_bag_manifests(archived):
     ev, _case, _segs, result = archived
     pdf = result.path / "data/index.pdf"
