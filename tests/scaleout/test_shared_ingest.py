@@ -141,5 +141,7 @@ def test_three_workers_share_ingest_and_survive_a_kill(pki, broker, tmp_path, pg
                  for w in workers]
     print(f"\nscale-out: {len(contents)} segments from {RECORDERS} recorders in {elapsed:.1f}s; "
           f"stored per worker {stored_by} (worker 1 killed after {killed_at[0]} receipts)")
-    assert sum(stored_by) == len(contents), "no segment stored twice"
+    # (exactly-once is proven by the rows, objects and audit entries above; a log line can be
+    # missing for a segment the killed worker committed just before SIGKILL took its output)
+    assert sum(stored_by) <= len(contents), "no segment stored twice"
     assert sum(1 for n in stored_by if n) >= 2
