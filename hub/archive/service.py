@@ -188,24 +188,24 @@ async def build_archive(
         raise ArchiveError(case.case_id, f"unknown recorders {sorted(missing)}",
                            f"音像记录来自未登记的执法记录仪 {'、'.join(sorted(missing))}，"
                            "无法核验其签名。")
+    async def stored_size(ref: str, en: str, zh: str) -> int:
+        if not await store.exists(ref):
+            raise ArchiveError(case.case_id, f"the stored {en} ({ref}) is missing; run "
+                               "lerec-verify store",
+                               f"{zh}的存储文件缺失（{ref}）。请运行 lerec-verify store 检查存储，"
+                               "恢复该文件后重新生成归档包。")
+        return int(await store.size(ref))
+
     total = 0
     for link in case.segments:
-        if not await store.exists(link.stored_ref):
-            raise ArchiveError(case.case_id, f"the stored media of segment {link.segment_id} "
-                               f"({link.stored_ref}) is missing; run lerec-verify store",
-                               f"音像记录 {link.segment_id} 的存储文件缺失（{link.stored_ref}）。"
-                               "请运行 lerec-verify store 检查存储，恢复该文件后重新生成归档包。")
-        total += await store.size(link.stored_ref)
+        total += await stored_size(link.stored_ref, f"media of segment {link.segment_id}",
+                                   f"音像记录 {link.segment_id} ")
     for a in case.attachments:
         if a.data is not None:
             total += len(a.data)
         elif a.stored_ref is not None:
-            if not await store.exists(a.stored_ref):
-                raise ArchiveError(case.case_id, f"the stored file of attachment {a.name} "
-                                   f"({a.stored_ref}) is missing; run lerec-verify store",
-                                   f"附件「{a.name}」的存储文件缺失（{a.stored_ref}）。请运行 "
-                                   "lerec-verify store 检查存储，恢复该文件后重新生成归档包。")
-            total += await store.size(a.stored_ref)
+            total += await stored_size(a.stored_ref, f"file of attachment {a.name}",
+                                       f"附件「{a.name}」")
     files = len(case.segments) + sum(1 for a in case.attachments
                                      if a.data is not None or a.stored_ref is not None)
     progress.totals(total, files)

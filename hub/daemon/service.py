@@ -44,11 +44,12 @@ class HubService:
             persistent=b.share_group is None,
         )
         self.oversight = IngestHooks(self.sessions, source=CaseStepSource(default_rulebook()))
-        self.timesync = TimeSync(self.sessions, keys.ed25519_private(cfg.signing_key.read_bytes()),
-                                 cfg.devices, self.bridge.publish)
+        self.signing_key = keys.ed25519_private(cfg.signing_key.read_bytes())
+        self.timesync = TimeSync(self.sessions, self.signing_key, cfg.devices,
+                                 self.bridge.publish)
         self.ingest = Ingest(
             hub_id=cfg.hub_id, sessions=self.sessions, store=self.store,
-            signing_key=keys.ed25519_private(cfg.signing_key.read_bytes()),
+            signing_key=self.signing_key,
             box_key=keys.x25519_private(cfg.box_key.read_bytes()),
             publish=self.bridge.publish, metrics=self.metrics,
             on_stored=self.oversight.on_stored, on_heartbeat=self.oversight.on_heartbeat,
@@ -98,6 +99,6 @@ class HubService:
             tg.create_task(self._monitor(), name="fleet-gauges")
             tg.create_task(self.oversight.run_scanner(300), name="oversight-scan")
             tg.create_task(
-                checkpoint_loop(self.sessions, keys.ed25519_private(self.cfg.signing_key.read_bytes()),
+                checkpoint_loop(self.sessions, self.signing_key,
                                 self.cfg.audit.checkpoint_seconds, self.cfg.audit.origin),
                 name="audit-checkpoints")
