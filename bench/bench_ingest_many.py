@@ -19,6 +19,7 @@ Also reported: time from a segment's last chunk leaving the recorder to its rece
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import datetime as dt
 import queue
@@ -72,12 +73,14 @@ done.wait(); f.close(); print("done", flush=True); c.disconnect(); c.loop_stop()
 """
 
 
-def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path) -> float:
+def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path) -> tuple[float, float]:
+    """Seconds until the subscriber has every chunk, and the CPU seconds it used."""
     total = sum(len(v) for v in payloads.values())
     sub = subprocess.Popen(
         [sys.executable, "-c", BARE_SUBSCRIBER, str(pki.ca_cert), str(pki.hub_cert),
          str(pki.hub_key), str(port), str(total), str(out)], stdout=subprocess.PIPE, text=True)
     assert sub.stdout.readline().strip() == "ready"
+    cpu0 = cpu_seconds(sub.pid)
     clients = {}
     for d in payloads:
         c = raw_client(pki, d, port, client_id=f"bench-base-{d}")
@@ -97,12 +100,13 @@ def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path) -> flo
         t.join()
     assert sub.stdout.readline().strip() == "done"
     elapsed = time.perf_counter() - t0
+    cpu = cpu_seconds(sub.pid) - cpu0
     sub.wait(30)
     for c in clients.values():
         c.disconnect()
         c.loop_stop()
     out.unlink()
-    return elapsed
+    return elapsed, cpu
 
 
 def start_hub(pki, port: int, root: Path, devices: list[str],
@@ -143,6 +147,12 @@ client_id = "{client_id}"
                             stdout=open(root / "hub.log", "wb"), stderr=subprocess.STDOUT)
     time.sleep(2.0)
     return proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -234,30 +244,35 @@ def main() -> None:
     results: list[tuple[float, float, list[float]]] = []
     with Broker(pki, root / "broker") as broker:
         for r in range(args.rounds):
-            base = baseline(pki, broker.port, flat, root / "baseline.bin")
+            base, base_cpu = baseline(pki, broker.port, flat, root / "baseline.bin")
             # a fresh hub (database, store) each round, fed the same sealed segments
             hub = start_hub(pki, broker.port, root / f"hub{r}", devices,
                             client_id=f"lerec-hub-bench-{r}")
             try:
                 wait_hub_ready(pki, broker.port, devices[0])
+                cpu0 = cpu_seconds(hub.pid)
                 hub_time, latencies = through_hub(pki, broker.port, stores, rows, payloads,
                                                   accept=r == 0)
+                hub_cpu = cpu_seconds(hub.pid) - cpu0
             finally:
                 hub.terminate()
                 hub.wait(30)
             assert len(latencies) == args.recorders * args.segments
-            results.append((base, hub_time, latencies))
+            results.append((base, hub_time, latencies, base_cpu, hub_cpu))
             print(f"round {r + 1}: bare {base:.2f} s, hub {hub_time:.2f} s, "
-                  f"ratio {base / hub_time:.2f}", flush=True)
-    ratios = sorted(b / h for b, h, _ in results)
-    base, hub_time, latencies = sorted(results, key=lambda x: x[0] / x[1])[len(results) // 2]
+                  f"ratio {base / hub_time:.2f}; CPU: bare subscriber {base_cpu:.2f} s, hub "
+                  f"{hub_cpu:.2f} s", flush=True)
+    ratios = sorted(r[0] / r[1] for r in results)
+    base, hub_time, latencies, base_cpu, hub_cpu = sorted(
+        results, key=lambda x: x[0] / x[1])[len(results) // 2]
     rows_out = [
-        ("bare subscriber (baseline)", f"{base:.2f}", f"{total_bytes / base / 1e6:.0f}", "-", "-"),
+        ("bare subscriber (baseline)", f"{base:.2f}", f"{total_bytes / base / 1e6:.0f}",
+         f"{base_cpu:.2f}", "-", "-"),
         ("lerec hub (verify+store+receipt)", f"{hub_time:.2f}",
-         f"{total_bytes / hub_time / 1e6:.0f}",
+         f"{total_bytes / hub_time / 1e6:.0f}", f"{hub_cpu:.2f}",
          f"{statistics.median(latencies) * 1000:.0f}", f"{pct(latencies, 0.95) * 1000:.0f}"),
     ]
-    header = ("path", "seconds", "MB/s", "p50 last chunk->receipt ms", "p95 ms")
+    header = ("path", "seconds", "MB/s", "CPU s", "p50 last chunk->receipt ms", "p95 ms")
     print(f"\n{args.recorders} recorders x {args.segments} segments x {args.mb} MB = "
           f"{total_bytes / 1e6:.0f} MB ({CHUNK // 1024} KiB chunks, QoS 1, window {WINDOW}, "
           f"mutual TLS 1.3); median round of {args.rounds}:")

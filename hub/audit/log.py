@@ -71,10 +71,11 @@ async def record_events(session: AsyncSession, specs: Sequence[EventSpec]) -> li
         ))
     if not events:
         return []
+    head = AuditHead.__table__.c  # Core statements: no ORM bulk machinery per append
     end = (
         await session.execute(
-            update(AuditHead).where(AuditHead.id == 1)
-            .values(size=AuditHead.size + len(events)).returning(AuditHead.size)
+            update(AuditHead.__table__).where(head.id == 1)
+            .values(size=head.size + len(events)).returning(head.size)
         )
     ).scalar_one()
     first = end - len(events)
@@ -87,8 +88,8 @@ async def record_events(session: AsyncSession, specs: Sequence[EventSpec]) -> li
                         "data": data})
         nodes.extend({"level": n.level, "idx": n.index, "hash": n.hash}
                      for n in tree.append(hash_leaf(data)))
-    await session.execute(insert(AuditEntry), entries)
-    await session.execute(insert(AuditNode), nodes)
+    await session.execute(insert(AuditEntry.__table__), entries)
+    await session.execute(insert(AuditNode.__table__), nodes)
     return list(range(first, end))
 
 

@@ -1,10 +1,18 @@
 """An asyncio face on paho-mqtt for the hub.
 
-paho runs its network loop in its own thread; messages are handed to the event loop through a
-queue. Acknowledgement is manual: a PUBACK goes to the broker only after the message has been
+paho's network loop runs on the event loop itself (paho's external-loop interface:
+``loop_read`` when the socket is readable, ``loop_write`` while paho has bytes to send,
+``loop_misc`` every second for keep-alive). There is no network thread: a message is read,
+handled and acknowledged on one thread, so a 256 KiB chunk costs no thread hand-over, no
+wake-up of another thread and no GIL contention on its way from the socket to the disk (with a
+network thread, those hand-overs cost the hub more CPU than hashing and decrypting the chunk).
+Only the blocking part of (re)connecting — TCP connect and TLS handshake — runs in a worker
+thread, so an unreachable broker never stalls the loop.
+
+Acknowledgement is manual: a PUBACK goes to the broker only after the message has been
 handled (chunk written, row committed), so a hub that dies mid-message gets it again from the
-broker's persistent session instead of losing it. paho reconnects by itself with a capped
-back-off; subscriptions are renewed on every connect.
+broker's persistent session instead of losing it. The bridge reconnects with a capped,
+jittered exponential back-off; subscriptions are renewed on every connect.
 
 A handler that fails (database or store unreachable) leaves its message unacknowledged, and the
 bridge then drops the connection after a back-off: on the reconnect the broker delivers every
@@ -22,7 +30,6 @@ chunks the shared staging folder does not have.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import random
 import socket
@@ -89,6 +96,9 @@ class _Client(mqtt.Client):
 class MqttBridge:
     """``async with MqttBridge(...) as bridge: await bridge.serve(handler)``."""
 
+    #: Packets read per readiness callback before other callbacks get a turn.
+    READ_BURST = 32
+
     def __init__(
         self,
         *,
@@ -105,13 +115,18 @@ class MqttBridge:
         self.subscriptions = subscriptions
         self.host, self.port = host, port
         self._loop: asyncio.AbstractEventLoop | None = None
-        # (message, number of the connection it arrived on)
-        self._queue: asyncio.Queue[tuple[mqtt.MQTTMessage, int]] = asyncio.Queue()
-        # messages handed over by paho's thread; the event loop is woken once per batch
-        self._inbox: collections.deque[tuple[mqtt.MQTTMessage, int]] = collections.deque()
-        self._wake_pending = False
-        self._inbox_lock = threading.Lock()
+        self._loop_thread = 0
+        self._handler: Handler | None = None
+        # messages that arrived before serve() was called: (message, connection number)
+        self._backlog: list[tuple[mqtt.MQTTMessage, int]] = []
+        self._pending: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
+        self._lost: asyncio.Future[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._acked_connect = False
+        self._reader_sock: Any = None
+        self._writer_sock: Any = None
         self.connects = 0
         self.failures = 0  # handler failures (messages left unacknowledged)
         self.redelivery_drops = 0  # connections dropped to have failed messages redelivered
@@ -125,21 +140,25 @@ class MqttBridge:
         )
         c.tls_set_context(tls)
         c.manual_ack_set(True)
-        c.reconnect_delay_set(min_delay=1, max_delay=int(max_backoff))
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
+        c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_register_write
+        c.on_socket_unregister_write = self._on_unregister_write
         self._session_expiry = session_expiry
         self.client = c
 
-    # paho callbacks (network thread) -------------------------------------------------------
+    # paho callbacks (event loop thread, except socket-open during a connect) ---------------
 
     def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
             log.error("broker refused the hub: %s", rc)
             return
         self.connects += 1
+        self._acked_connect = True
         log.info("connected to broker %s:%d (connect #%d, session present: %s)", self.host,
                  self.port, self.connects, getattr(_flags, "session_present", "?"))
         # Renew the subscriptions on every connect: the broker may have lost the session
@@ -155,57 +174,149 @@ class MqttBridge:
         if failed:
             log.error("broker refused hub subscriptions: %s", failed)
             return
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._connected.set)
+        self._connected.set()
 
     def _on_disconnect(self, _c: Any, _ud: Any, _flags: Any, rc: Any, _p: Any) -> None:
-        log.warning("disconnected from broker: %s (reconnecting with back-off)", rc)
+        if not self._closing:
+            log.warning("disconnected from broker: %s (reconnecting with back-off)", rc)
         if self.on_state is not None:
             self.on_state(False)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._connected.clear)
+        self._connected.clear()
 
     def _on_message(self, _c: Any, _ud: Any, msg: mqtt.MQTTMessage) -> None:
-        # One wake-up of the event loop per batch, not per message: under load paho reads many
-        # messages while the loop is busy, and each wake-up is a syscall plus a GIL hand-over.
-        with self._inbox_lock:
-            self._inbox.append((msg, self.connects))
-            if self._wake_pending:
-                return
-            self._wake_pending = True
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._take_inbox)
+        if self._handler is None:
+            self._backlog.append((msg, self.connects))
+        else:
+            self._start(msg, self.connects)
 
-    def _take_inbox(self) -> None:
-        with self._inbox_lock:
-            batch, self._wake_pending = list(self._inbox), False
-            self._inbox.clear()
-        for item in batch:
-            self._queue.put_nowait(item)
+    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn`` on the event loop: now if this is the loop's thread (reads, writes,
+        acknowledgements), else soon (paho opens the socket in the connecting thread)."""
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _on_socket_open(self, _c: Any, _ud: Any, sock: Any) -> None:
+        self._in_loop(self._watch_reads, sock)
+
+    def _on_socket_close(self, _c: Any, _ud: Any, sock: Any) -> None:
+        self._in_loop(self._forget_socket, sock)
+
+    def _on_register_write(self, _c: Any, _ud: Any, sock: Any) -> None:
+        self._in_loop(self._watch_writes, sock)
+
+    def _on_unregister_write(self, _c: Any, _ud: Any, sock: Any) -> None:
+        self._in_loop(self._unwatch_writes, sock)
+
+    # socket readiness (event loop thread) --------------------------------------------------
+
+    def _watch_reads(self, sock: Any) -> None:
+        if sock is not self.client.socket():
+            return  # closed again before the loop got to it
+        assert self._loop is not None
+        self._loop.add_reader(sock, self._readable)
+        self._reader_sock = sock
+
+    def _watch_writes(self, sock: Any) -> None:
+        if sock is not self.client.socket() or self._writer_sock is sock:
+            return
+        assert self._loop is not None
+        self._loop.add_writer(sock, self._writable)
+        self._writer_sock = sock
+
+    def _unwatch_writes(self, sock: Any) -> None:
+        if self._writer_sock is sock:
+            assert self._loop is not None
+            self._loop.remove_writer(sock)
+            self._writer_sock = None
+
+    def _forget_socket(self, sock: Any) -> None:
+        assert self._loop is not None
+        if self._reader_sock is sock:
+            self._loop.remove_reader(sock)
+            self._reader_sock = None
+        self._unwatch_writes(sock)
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+    def _readable(self) -> None:
+        c = self.client
+        for _ in range(self.READ_BURST):
+            if c.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                return  # connection lost: paho closed the socket (see _forget_socket)
+            sock = c.socket()
+            # TLS may hold decrypted bytes the kernel no longer signals: read them now
+            if sock is None or not getattr(sock, "pending", lambda: 0)():
+                return
+        assert self._loop is not None
+        self._loop.call_soon(self._readable)  # more is buffered; let other callbacks run first
+
+    def _writable(self) -> None:
+        self.client.loop_write()  # paho unregisters the writer once its queue is empty
 
     # asyncio side --------------------------------------------------------------------------
 
     async def __aenter__(self) -> MqttBridge:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self._session_expiry if self.persistent else 0
-        delay = 0.5
-        while True:
-            try:
-                self.client.connect(self.host, self.port, clean_start=not self.persistent,
-                                    properties=props)
-                break
-            except OSError as exc:
-                log.warning("broker %s:%d unreachable (%s); retrying", self.host, self.port, exc)
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 30.0)
-        self.client.loop_start()
-        await asyncio.wait_for(self._connected.wait(), timeout=30)
+        self.client.connect_async(self.host, self.port, clean_start=not self.persistent,
+                                  properties=props)
+        self._tasks = [asyncio.create_task(self._keep_connected(), name="mqtt-connection"),
+                       asyncio.create_task(self._housekeeping(), name="mqtt-keepalive")]
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout=30)
+        except BaseException:
+            await self._stop()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        await self._stop()
+
+    async def _stop(self) -> None:
+        self._closing = True
+        if self.client.socket() is not None:
+            self.client.disconnect()
+            self.client.loop_write()  # send DISCONNECT now; paho then closes the socket
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        sock = self.client.socket()
+        if sock is not None:
+            self._forget_socket(sock)
+            self.client._sock_close()  # the DISCONNECT could not be written at once
+
+    async def _keep_connected(self) -> None:
+        """Connect, wait until the connection is lost, reconnect after a jittered back-off
+        (reset once a connection was accepted by the broker)."""
+        assert self._loop is not None
+        delay = 0.5
+        while not self._closing:
+            self._lost = self._loop.create_future()
+            self._acked_connect = False
+            try:
+                await asyncio.to_thread(self.client.reconnect)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                log.warning("broker %s:%d unreachable (%s); retrying", self.host, self.port, exc)
+            else:
+                await self._lost
+            if self._closing:
+                return
+            if self._acked_connect:
+                delay = 0.5
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self.max_backoff)
+
+    async def _housekeeping(self) -> None:
+        """paho's periodic duties: keep-alive pings, and noticing a silent broker."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.client.socket() is not None:
+                self.client.loop_misc()
 
     def _schedule_drop(self) -> None:
         """Reconnect (after a growing back-off) so the broker redelivers what failed."""
@@ -224,7 +335,7 @@ class MqttBridge:
         log.warning("dropping the broker connection so unacknowledged messages are redelivered")
         self.redelivery_drops += 1
         try:
-            sock.shutdown(socket.SHUT_RDWR)  # paho notices and reconnects with its back-off
+            sock.shutdown(socket.SHUT_RDWR)  # the next read sees the end; then we reconnect
         except OSError:
             pass
 
@@ -236,26 +347,34 @@ class MqttBridge:
         if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
             log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
 
+    def _start(self, msg: mqtt.MQTTMessage, connection: int) -> None:
+        task = asyncio.create_task(self._one(msg, connection))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _one(self, msg: mqtt.MQTTMessage, connection: int) -> None:
+        assert self._handler is not None
+        try:
+            await self._handler(msg.topic, msg.payload)
+        except Exception:
+            log.exception("handler failed on %s; message left unacknowledged, to be "
+                          "redelivered", msg.topic)
+            self.failures += 1
+            self._fail_streak += 1
+            self._schedule_drop()
+            return
+        self._fail_streak = 0
+        if connection == self.connects:
+            self.client.ack(msg.mid, msg.qos)
+
     async def serve(self, handler: Handler) -> None:
-        """Handle messages until cancelled. Each message is acknowledged after its handler."""
-        pending: set[asyncio.Task[None]] = set()
-
-        async def one(msg: mqtt.MQTTMessage, connection: int) -> None:
-            try:
-                await handler(msg.topic, msg.payload)
-            except Exception:
-                log.exception("handler failed on %s; message left unacknowledged, to be "
-                              "redelivered", msg.topic)
-                self.failures += 1
-                self._fail_streak += 1
-                self._schedule_drop()
-                return
-            self._fail_streak = 0
-            if connection == self.connects:
-                self.client.ack(msg.mid, msg.qos)
-
-        while True:
-            msg, connection = await self._queue.get()
-            task = asyncio.create_task(one(msg, connection), name=f"msg-{msg.topic}")
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+        """Handle messages until cancelled. Each message is acknowledged after its handler;
+        messages are started in the order they arrived."""
+        self._handler = handler
+        backlog, self._backlog = self._backlog, []
+        for msg, connection in backlog:
+            self._start(msg, connection)
+        try:
+            await asyncio.Future()  # messages are started from the read callback
+        finally:
+            self._handler = None

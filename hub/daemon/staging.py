@@ -129,6 +129,11 @@ class Transfer:
             self._hasher.update(plaintext)
             self._hashed_upto += 1
 
+    @property
+    def fully_hashed(self) -> bool:
+        """Whether the running hash covers every chunk (``digest`` then reads nothing)."""
+        return not self.shared and self._hashed_upto == self.count
+
     def digest(self) -> bytes:
         """SHA-256 of the assembled data (reads back only what the running hash missed)."""
         h = self._hasher.copy()

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from .sqlite_async import async_creator
+
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{Path(path).resolve()}"
@@ -51,6 +53,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         path = url.split(":///", 1)[1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite+aiosqlite") and "async_creator" not in kwargs:
+        kwargs["async_creator"] = async_creator(url)  # one thread trip per statement
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

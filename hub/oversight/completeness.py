@@ -51,12 +51,24 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from lerec.protocol import UNASSIGNED, ZERO_HASH
-from sqlalchemy import and_, exists, func, literal, or_, select, union, union_all
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import Device, Segment
@@ -266,25 +278,39 @@ _RESOLVED_NOTE = "缺失的记录均已上传"
 # -- incremental checks: a fixed number of indexed queries, whatever the device's history ------
 
 
-async def _bounds(
-    session: AsyncSession, device_id: str, seq: int | None
-) -> tuple[int | None, int | None, int | None]:
-    """Among the present numbers of ``device_id`` (stored segments and kept manifests of
-    deleted ones): the highest below ``seq``, the lowest above it, and the highest of all.
-    One statement; each part is one probe of a ``(device_id, seq)`` index."""
+# The statements below are built once, with bound parameters: building a statement of
+# several subqueries and deriving its cache key cost about three times as much CPU as running
+# it, and these run for every stored segment.
+
+
+@functools.cache
+def _bounds_stmt(around: bool) -> Select[Any]:
+    dev, seq = bindparam("dev"), bindparam("seq")
 
     def probe(seq_col: Any, dev_col: Any, *cond: Any, up: bool = False) -> Any:
-        return (select(seq_col).where(dev_col == device_id, *cond)
+        return (select(seq_col).where(dev_col == dev, *cond)
                 .order_by(seq_col if up else seq_col.desc()).limit(1).scalar_subquery())
 
     cols = []
     for seq_col, dev_col in ((Segment.seq, Segment.device_id),
                              (SegmentDeletion.seq, SegmentDeletion.device_id)):
         cols.append(probe(seq_col, dev_col))
-        if seq is not None:
+        if around:
             cols += [probe(seq_col, dev_col, seq_col < seq),
                      probe(seq_col, dev_col, seq_col > seq, up=True)]
-    row = (await session.execute(select(*cols))).one()
+    return select(*cols)
+
+
+async def _bounds(
+    session: AsyncSession, device_id: str, seq: int | None
+) -> tuple[int | None, int | None, int | None]:
+    """Among the present numbers of ``device_id`` (stored segments and kept manifests of
+    deleted ones): the highest below ``seq``, the lowest above it, and the highest of all.
+    One statement; each part is one probe of a ``(device_id, seq)`` index."""
+    params: dict[str, Any] = {"dev": device_id}
+    if seq is not None:
+        params["seq"] = seq
+    row = (await session.execute(_bounds_stmt(seq is not None), params)).one()
 
     def pick(values: Iterable[int | None], fn: Any) -> int | None:
         present = [v for v in values if v is not None]
@@ -296,6 +322,22 @@ async def _bounds(
     return pick((below_s, below_d), max), pick((above_s, above_d), min), pick((top_s, top_d), max)
 
 
+_VARIANT_COLS = ("seq", "prev_hash", "manifest_hash", "start_at", "end_at", "officer_id")
+
+
+@functools.cache
+def _variants_stmt() -> Any:
+    dev, seqs = bindparam("dev"), bindparam("seqs", expanding=True)
+    return union_all(
+        select(literal(0).label("src"), *(getattr(Segment, c) for c in _VARIANT_COLS))
+        .where(Segment.device_id == dev, Segment.seq.in_(seqs)),
+        select(literal(1).label("src"), *(getattr(SegmentDeletion, c) for c in _VARIANT_COLS))
+        .where(SegmentDeletion.device_id == dev, SegmentDeletion.seq.in_(seqs),
+               ~exists().where(Segment.segment_id == SegmentDeletion.segment_id,
+                               Segment.device_id == dev)),
+    )
+
+
 async def _variants(
     session: AsyncSession, device_id: str, seqs: Iterable[int]
 ) -> dict[int, list[ArrivedManifest]]:
@@ -304,36 +346,37 @@ async def _variants(
     wanted = sorted(set(seqs))
     if not wanted:
         return {}
-    cols = ("seq", "prev_hash", "manifest_hash", "start_at", "end_at", "officer_id")
-    rows = (await session.execute(union_all(
-        select(literal(0).label("src"), *(getattr(Segment, c) for c in cols))
-        .where(Segment.device_id == device_id, Segment.seq.in_(wanted)),
-        select(literal(1).label("src"), *(getattr(SegmentDeletion, c) for c in cols))
-        .where(SegmentDeletion.device_id == device_id, SegmentDeletion.seq.in_(wanted),
-               ~exists().where(Segment.segment_id == SegmentDeletion.segment_id,
-                               Segment.device_id == device_id)),
-    ))).all()
+    rows = (await session.execute(_variants_stmt(), {"dev": device_id, "seqs": wanted})).all()
     out: dict[int, list[ArrivedManifest]] = {}
     for r in sorted(rows, key=lambda r: r.src):  # stable: segments first, as the full load
         out.setdefault(r.seq, []).append(_manifest(r))
     return out
 
 
-async def _count_present(session: AsyncSession, device_id: str, lo: int, hi: int) -> int:
-    """How many numbers of ``[lo, hi]`` are present (an index range scan over ``[lo, hi]``)."""
+@functools.cache
+def _count_present_stmt() -> Select[Any]:
+    dev, lo, hi = bindparam("dev"), bindparam("lo"), bindparam("hi")
     both = union(
-        select(Segment.seq).where(Segment.device_id == device_id, Segment.seq.between(lo, hi)),
-        select(SegmentDeletion.seq).where(SegmentDeletion.device_id == device_id,
+        select(Segment.seq).where(Segment.device_id == dev, Segment.seq.between(lo, hi)),
+        select(SegmentDeletion.seq).where(SegmentDeletion.device_id == dev,
                                           SegmentDeletion.seq.between(lo, hi)),
     ).subquery()
-    return int(await session.scalar(select(func.count()).select_from(both)) or 0)
+    return select(func.count()).select_from(both)
+
+
+async def _count_present(session: AsyncSession, device_id: str, lo: int, hi: int) -> int:
+    """How many numbers of ``[lo, hi]`` are present (an index range scan over ``[lo, hi]``)."""
+    return int(await session.scalar(_count_present_stmt(),
+                                    {"dev": device_id, "lo": lo, "hi": hi}) or 0)
 
 
 async def _overlapping_alerts(
     session: AsyncSession, device_id: str, ranges: Sequence[tuple[int, int]]
 ) -> list[Alert]:
     """The absent-number alerts of ``device_id`` (open or resolved) overlapping any of
-    ``ranges``: the only ones that can cover a gap in them or be completed by a number in them."""
+    ``ranges``: the only ones that can cover a gap in them or be completed by a number in them.
+    (Built per call: the ranges are far apart in a long history, so one span would read every
+    alert between them.)"""
     if not ranges:
         return []
     return list((await session.execute(select(Alert).where(
@@ -342,6 +385,26 @@ async def _overlapping_alerts(
         or_(*(and_(Alert.last_seq >= lo, Alert.first_seq <= hi) for lo, hi in ranges)),
         Alert.kind.in_(_ABSENT),
     ).order_by(Alert.id))).scalars())
+
+
+@functools.cache
+def _reports_stmt() -> Select[Any]:
+    dev = bindparam("dev")
+    last_q = (select(SeqReport.last_seq).where(SeqReport.device_id == dev)
+              .order_by(SeqReport.last_seq.desc()).limit(1).scalar_subquery())
+    # The highest report whose grace period is over matters only if it is above ``top``.
+    due_q = (select(SeqReport.last_seq).where(
+        SeqReport.device_id == dev, SeqReport.last_seq >= bindparam("first"),
+        SeqReport.reported_at <= bindparam("cutoff"),
+    ).order_by(SeqReport.last_seq.desc()).limit(1).scalar_subquery())
+    return select(last_q, due_q)
+
+
+@functools.cache
+def _first_report_stmt() -> Select[Any]:
+    return (select(SeqReport.reported_at)
+            .where(SeqReport.device_id == bindparam("dev"), SeqReport.last_seq >= bindparam("hi"))
+            .order_by(SeqReport.last_seq).limit(1))
 
 
 async def _tail_gap(
@@ -356,14 +419,9 @@ async def _tail_gap(
     ``top_variants``), cut to its grace period, as :func:`check_device` computes it; None if
     there is none or its grace period is not over. Reads only the reports above ``top``."""
     first = 0 if top is None else top + 1
-    last_q = (select(SeqReport.last_seq).where(SeqReport.device_id == device_id)
-              .order_by(SeqReport.last_seq.desc()).limit(1).scalar_subquery())
-    # The highest report whose grace period is over matters only if it is above ``top``.
-    due_q = (select(SeqReport.last_seq).where(
-        SeqReport.device_id == device_id, SeqReport.last_seq >= first,
-        SeqReport.reported_at <= now - settings.not_uploaded_grace,
-    ).order_by(SeqReport.last_seq.desc()).limit(1).scalar_subquery())
-    reported_last, due = (await session.execute(select(last_q, due_q))).one()
+    reported_last, due = (await session.execute(_reports_stmt(), {
+        "dev": device_id, "first": first, "cutoff": now - settings.not_uploaded_grace,
+    })).one()
     if reported_last is None or reported_last < first or due is None:
         return None
     (gap,) = [g for g in find_gaps(device_id, top_variants, reported_last, first_seq=first
@@ -372,10 +430,7 @@ async def _tail_gap(
     hi = _grace_cut(gap, due)
     if hi is None:
         return None
-    first_reported = await session.scalar(
-        select(SeqReport.reported_at).where(SeqReport.device_id == device_id,
-                                            SeqReport.last_seq >= hi)
-        .order_by(SeqReport.last_seq).limit(1))
+    first_reported = await session.scalar(_first_report_stmt(), {"dev": device_id, "hi": hi})
     return dataclasses.replace(gap, last_seq=hi, window_end=first_reported)
 
 
