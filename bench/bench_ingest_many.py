@@ -261,7 +261,10 @@ def main() -> None:
             results.append((base, hub_time, latencies, base_cpu, hub_cpu))
             print(f"round {r + 1}: bare {base:.2f} s, hub {hub_time:.2f} s, "
                   f"ratio {base / hub_time:.2f}; CPU: bare subscriber {base_cpu:.2f} s, hub "
-                  f"{hub_cpu:.2f} s", flush=True)
+                  f"{hub_cpu:.2f} s; last chunk->receipt p50 "
+                  f"{statistics.median(latencies) * 1000:.0f} ms, p95 "
+                  f"{pct(latencies, 0.95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms",
+                  flush=True)
     ratios = sorted(r[0] / r[1] for r in results)
     base, hub_time, latencies, base_cpu, hub_cpu = sorted(
         results, key=lambda x: x[0] / x[1])[len(results) // 2]

@@ -10,13 +10,14 @@ writes about two rows and every root and proof costs O(log n) lookups.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -93,17 +94,24 @@ async def record_events(session: AsyncSession, specs: Sequence[EventSpec]) -> li
     return list(range(first, end))
 
 
+@functools.cache
+def _peaks_stmt(count: int) -> Any:
+    """The stored subtrees at ``count`` (level, index) positions, as a statement built once
+    per count (there are at most 64): building it per append cost more than running it."""
+    node = AuditNode.__table__.c
+    return select(node.level, node.idx, node.hash).where(or_(*(
+        and_(node.level == bindparam(f"l{i}"), node.idx == bindparam(f"i{i}"))
+        for i in range(count))))
+
+
 async def _peaks(session: AsyncSession, size: int) -> list[bytes]:
     positions = peak_positions(size)
     if not positions:
         return []
-    rows = (
-        await session.execute(
-            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-                or_(*(and_(AuditNode.level == lv, AuditNode.idx == ix) for lv, ix in positions))
-            )
-        )
-    ).all()
+    params: dict[str, int] = {}
+    for i, (lv, ix) in enumerate(positions):
+        params[f"l{i}"], params[f"i{i}"] = lv, ix
+    rows = (await session.execute(_peaks_stmt(len(positions)), params)).all()
     found = {(r.level, r.idx): r.hash for r in rows}
     missing = [p for p in positions if p not in found]
     if missing:

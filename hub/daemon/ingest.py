@@ -45,7 +45,7 @@ from lerec.protocol import (
     topics,
 )
 from lerec.protocol.envelope import Opener
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import Select, and_, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from ..audit.entries import EventType
@@ -77,11 +77,22 @@ def _device_stmt() -> Select[Any]:
 
 
 @functools.cache
+def _devices_stmt() -> Select[Any]:
+    return select(Device.device_id, Device.signing_key, Device.revoked_at).where(
+        Device.device_id.in_(bindparam("devs", expanding=True)))
+
+
+@functools.cache
 def _stored_stmt() -> Select[Any]:
     return select(Segment).where(or_(
         Segment.segment_id == bindparam("sid"),
         and_(Segment.device_id == bindparam("dev"), Segment.seq == bindparam("seq")),
     ))
+
+
+@functools.cache
+def _insert_segment_stmt() -> Any:
+    return insert(Segment.__table__)
 
 
 async def _device(session: Any, device_id: str) -> Any:
@@ -123,12 +134,35 @@ class IngestStats:
 
 
 @dataclass
+class _ToRecord:
+    """A verified segment whose blob is stored, waiting for its row and audit entries."""
+
+    manifest: SegmentManifest
+    manifest_hash: bytes
+    ref: str
+    values: dict[str, Any]
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def finish(self, error: BaseException | None) -> None:
+        if self.done.done():
+            return
+        if error is None:
+            self.done.set_result(None)
+        else:
+            self.done.set_exception(error)
+
+
+@dataclass
 class _Open:
     transfer: Transfer
     opener: Opener | None
 
 
 class Ingest:
+    #: Most segments recorded in one transaction.
+    MAX_COMMIT = 64
+
     def __init__(
         self,
         *,
@@ -162,6 +196,8 @@ class Ingest:
         self._open: dict[tuple[str, str], _Open] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._active_until: dict[str, float] = {}
+        self._to_record: list[_ToRecord] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -491,7 +527,7 @@ class Ingest:
             received_ms=to_ms(now), stored_ref=ref,
         )
         receipt_wire = sign_message(receipt, self.signing_key)
-        row = Segment(
+        values = dict(
             segment_id=m.segment_id, device_id=m.device_id, seq=m.seq, officer_id=m.officer_id,
             start_at=from_ms(m.start_ms), end_at=from_ms(m.end_ms), media_type=m.media_type,
             length=m.length, sha256=digest.hex(), important=m.important, recovered=m.recovered,
@@ -499,12 +535,9 @@ class Ingest:
             manifest=signed.wire, manifest_hash=signed.digest, receipt=receipt_wire,
             stored_ref=ref, received_at=now,
         )
+        row = Segment(**values)  # (not added to the session: the hooks read it by id)
         try:
-            async with self.sessions() as s, s.begin():
-                _active_key(await _device(s, m.device_id), m.device_id)
-                s.add(row)
-                await s.flush()
-                await self._audit_stored(s, m, signed.digest, ref)
+            await self._record(_ToRecord(m, signed.digest, ref, values))
         except Refused:
             entry.transfer.discard()  # revoked between the check above and this transaction
             raise
@@ -530,6 +563,81 @@ class Ingest:
         self._open.pop(key, None)
         await self._reply(m.device_id, receipt_wire)
 
+    # -- group commit ------------------------------------------------------------------------
+
+    async def _record(self, item: _ToRecord) -> None:
+        """Record a verified, stored segment (row + audit entries) in a committed transaction.
+
+        Segments that finish while a transaction is running are recorded together in the next
+        one: twenty recorders finishing at once then wait for one or two commits instead of
+        queueing for twenty (SQLite has one writer; each transaction also holds the process's
+        write gate). Raises :class:`Refused` for a revoked recorder and the database's
+        ``IntegrityError`` when the segment is already recorded, as a transaction of its own
+        would; a batch that fails is retried one segment at a time."""
+        self._to_record.append(item)
+        # (read the outcome even if the caller is cancelled meanwhile: no "never retrieved")
+        item.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_queued(), name="ingest-commit")
+        await asyncio.shield(item.done)
+
+    async def _record_queued(self) -> None:
+        while self._to_record:
+            batch = self._to_record[:self.MAX_COMMIT]
+            del self._to_record[:len(batch)]
+            try:
+                await self._record_batch(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0].finish(exc)
+                    continue
+                log.warning("recording %d segments together failed (%s); recording them one "
+                            "by one", len(batch), exc)
+                for item in batch:
+                    try:
+                        await self._record_batch([item])
+                    except Exception as one:
+                        item.finish(one)
+
+    async def _record_batch(self, batch: list[_ToRecord]) -> None:
+        accepted: list[_ToRecord] = []
+        refused: list[tuple[_ToRecord, Refused]] = []
+        async with self.sessions() as s, s.begin():
+            wanted = sorted({item.manifest.device_id for item in batch})
+            devices: dict[str, Any] = {r.device_id: r for r in (await s.execute(
+                _devices_stmt(), {"devs": wanted})).all()}
+            for item in batch:
+                d = item.manifest.device_id
+                try:
+                    _active_key(devices.get(d), d)  # the revocation check that counts
+                except Refused as r:
+                    refused.append((item, r))
+                else:
+                    accepted.append(item)
+            if accepted:
+                # Core: no unit of work; one statement for the batch
+                await s.execute(_insert_segment_stmt(), [i.values for i in accepted])
+                await record_events(s, [e for i in accepted for e in self._audit_events(i)])
+        for item in accepted:
+            item.finish(None)
+        for item, r in refused:
+            item.finish(r)
+
+    def _audit_events(self, item: _ToRecord) -> list[Any]:
+        m = item.manifest
+        subjects = (f"segment:{m.segment_id}", f"device:{m.device_id}")
+        return [
+            (EventType.SEGMENT_INGESTED, f"device:{m.device_id}", subjects, {
+                "seq": m.seq, "sha256": m.sha256.hex(), "length": m.length,
+                "stored_ref": item.ref, "manifest_hash": item.manifest_hash.hex(),
+                "officer_id": m.officer_id, "important": m.important,
+                "recovered": m.recovered, "clock": m.clock.state,
+            }, None),
+            (EventType.RECEIPT_ISSUED, f"hub:{self.hub_id}", subjects, {
+                "manifest_hash": item.manifest_hash.hex(),
+            }, None),
+        ]
+
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(coro)
         task.set_name(name)
@@ -540,21 +648,6 @@ class Ingest:
         """Wait for background hooks (tests, shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
-
-    async def _audit_stored(
-        self, s: Any, m: SegmentManifest, manifest_hash: bytes, ref: str
-    ) -> None:
-        subjects = (f"segment:{m.segment_id}", f"device:{m.device_id}")
-        await record_events(s, [
-            (EventType.SEGMENT_INGESTED, f"device:{m.device_id}", subjects, {
-                "seq": m.seq, "sha256": m.sha256.hex(), "length": m.length, "stored_ref": ref,
-                "manifest_hash": manifest_hash.hex(), "officer_id": m.officer_id,
-                "important": m.important, "recovered": m.recovered, "clock": m.clock.state,
-            }, None),
-            (EventType.RECEIPT_ISSUED, f"hub:{self.hub_id}", subjects, {
-                "manifest_hash": manifest_hash.hex(),
-            }, None),
-        ])
 
     # -- heartbeats --------------------------------------------------------------------------
 

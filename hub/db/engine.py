@@ -4,7 +4,11 @@ PostgreSQL. Schema is managed only by Alembic migrations, applied by :func:`migr
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import contextvars
 import weakref
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -61,6 +65,30 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+#: Set (with :func:`background_writes`) for write transactions that may wait for all others.
+_background: contextvars.ContextVar[bool] = contextvars.ContextVar("lerec_background_writes",
+                                                                   default=False)
+
+
+@contextlib.contextmanager
+def background_writes() -> Iterator[None]:
+    """Write transactions begun in this context queue behind every other waiting writer of
+    the process (the oversight checks behind the ingest, whose receipts a recorder waits
+    for)."""
+    token = _background.set(True)
+    try:
+        yield
+    finally:
+        _background.reset(token)
+
+
+class _GateState:
+    def __init__(self) -> None:
+        self.held = False
+        self.waiting: tuple[collections.deque[asyncio.Future[None]], ...] = (
+            collections.deque(), collections.deque())  # (foreground, background)
+
+
 class WriteGate:
     """One ``async with session.begin()`` transaction at a time per process and event loop.
 
@@ -68,27 +96,45 @@ class WriteGate:
     (twenty recorders finishing segments at once, the oversight hooks behind them) wait for
     the file lock in SQLite's busy handler, which *sleeps* in steps of up to 100 ms and so
     turns a contended millisecond commit into tenths of seconds of receipt latency. Queued on
-    an asyncio lock instead, the next writer starts the moment the previous one commits.
-    Re-entrant per task (a transaction that opens another session does not deadlock), FIFO,
-    and only a performance measure: other processes are still serialised by SQLite itself
+    the gate instead, the next writer starts the moment the previous one commits. FIFO, except
+    that writers begun under :func:`background_writes` go after every other waiting writer;
+    re-entrant per task (a transaction that opens another session does not deadlock); and only
+    a performance measure: other processes are still serialised by SQLite itself
     (``busy_timeout``)."""
 
     def __init__(self) -> None:
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GateState] = (
             weakref.WeakKeyDictionary())
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
+
+    def _state(self) -> _GateState:
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            state = self._states[loop] = _GateState()
+        return state
 
     async def acquire(self) -> None:
         task = asyncio.current_task()
         if task is not None and task is self._owner:
             self._depth += 1
             return
-        loop = asyncio.get_running_loop()
-        lock = self._locks.get(loop)
-        if lock is None:
-            lock = self._locks[loop] = asyncio.Lock()
-        await lock.acquire()
+        state = self._state()
+        if state.held or any(state.waiting):
+            turn = asyncio.get_running_loop().create_future()
+            queue = state.waiting[1 if _background.get() else 0]
+            queue.append(turn)
+            try:
+                await turn  # handed over by release(): the gate is ours when this returns
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._hand_over(state)  # it was handed to us as we were cancelled
+                elif turn in queue:
+                    queue.remove(turn)
+                raise
+        else:
+            state.held = True
         self._owner, self._depth = task, 1
 
     def release(self) -> None:
@@ -96,7 +142,17 @@ class WriteGate:
         if self._depth:
             return
         self._owner = None
-        self._locks[asyncio.get_running_loop()].release()
+        self._hand_over(self._state())
+
+    @staticmethod
+    def _hand_over(state: _GateState) -> None:
+        for queue in state.waiting:
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # stays held: passed on to that waiter
+                    return
+        state.held = False
 
 
 class _GatedBegin:

@@ -6,8 +6,8 @@ Every trip is a queue hand-off, a wake-up of the other thread and a wake-up of t
 to deliver the result: on a small virtual machine that costs more CPU than the SQLite work
 itself (the hub stores a segment with about twenty statements, so its database share of the
 CPU was mostly trips). Here the cursor is created lazily in the thread, ``execute`` brings
-back the first rows with it, and ``close`` is queued without waiting for an answer: one trip
-per statement. Large results are still read in bounded batches (``PREFETCH`` rows per trip),
+back the first rows with it, and a closed cursor is closed in the thread at the start of the
+connection's next trip: one trip per statement. Large results are still read in bounded batches (``PREFETCH`` rows per trip),
 so streaming a big table does not load it at once.
 
 Used through ``create_async_engine(..., async_creator=...)`` (see :func:`async_creator`), so
@@ -42,6 +42,7 @@ class OneTripCursor(aiosqlite.Cursor):
         self._exhausted = True
 
     def _sqlite_cursor(self) -> sqlite3.Cursor:  # in the connection's thread
+        self._conn._close_cursors()  # type: ignore[attr-defined]
         if self._cursor is None:
             self._cursor = self._conn._conn.cursor()
         return self._cursor
@@ -101,12 +102,12 @@ class OneTripCursor(aiosqlite.Cursor):
         return rows
 
     async def close(self) -> None:
-        """Queued for the connection's thread; nobody waits for it (statements on the same
-        connection run after it, in order)."""
+        """No trip of its own: the cursor is closed in the connection's thread at the start of
+        the connection's next statement (or with the connection)."""
         cur, self._cursor = self._cursor, None
         self._rows, self._exhausted = deque(), True
-        if cur is not None and self._conn._connection is not None:
-            self._conn._tx.put_nowait((None, cur.close))
+        if cur is not None:
+            self._conn._closed_cursors.append(cur)  # type: ignore[attr-defined]
 
     @property
     def rowcount(self) -> int:
@@ -149,8 +150,30 @@ class _Ready:
 
 
 class OneTripConnection(aiosqlite.Connection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._closed_cursors: list[sqlite3.Cursor] = []  # closed on the next trip
+
     def cursor(self) -> _Ready:  # type: ignore[override]
         return _Ready(OneTripCursor(self))
+
+    def _close_cursors(self) -> None:  # in the connection's thread
+        while self._closed_cursors:
+            self._closed_cursors.pop().close()
+
+    async def commit(self) -> None:
+        def run() -> None:
+            self._close_cursors()
+            self._conn.commit()
+
+        await self._execute(run)
+
+    async def rollback(self) -> None:
+        def run() -> None:
+            self._close_cursors()
+            self._conn.rollback()
+
+        await self._execute(run)
 
 
 def async_creator(url: str) -> Callable[[], Awaitable[OneTripConnection]]:

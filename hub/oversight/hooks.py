@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..db.engine import background_writes
 from ..db.models import Segment
 from ..db.oversight_models import Alert, SegmentDeadline, SegmentLink
 from ..db.types import utcnow
@@ -79,7 +80,7 @@ class IngestHooks:
     """
 
     #: Most segments checked in one transaction.
-    MAX_BATCH = 64
+    MAX_BATCH = 2
 
     def __init__(
         self,
@@ -128,6 +129,10 @@ class IngestHooks:
                         done.set_result(None)
 
     async def _check_batch(self, segments: list[Segment]) -> None:
+        with background_writes():  # behind the ingest's transactions (receipts wait on those)
+            await self._check_batch_now(segments)
+
+    async def _check_batch_now(self, segments: list[Segment]) -> None:
         async with self.sessions() as s, s.begin():
             cal = await load_calendar(s)
             for seg in segments:

@@ -7,6 +7,8 @@ import asyncio
 import hashlib
 import os
 
+import paho.mqtt.client as mqtt
+
 from lerec.hub.daemon import mqtt as bridge_mod
 from lerec.hub.daemon.mqtt import MqttBridge, tls_context
 from lerec.protocol import topics
@@ -54,3 +56,56 @@ async def test_large_messages_arrive_intact_and_are_read_in_big_pieces(rig, monk
         sorted(hashlib.sha256(p).digest() for p in payloads)
     # a TLS record carries at most 16 KiB: without coalescing no read could be larger
     assert max(reads) > 16384, reads[:20]
+
+
+def _publish_body(topic: bytes, qos: int, mid: int, props: bytes, payload: bytes) -> bytearray:
+    return bytearray(len(topic).to_bytes(2, "big") + topic
+                     + (mid.to_bytes(2, "big") if qos else b"") + props + payload)
+
+
+def _handled(body: bytearray, header: int) -> list:
+    """What the bridge client hands to on_message for one PUBLISH packet body."""
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    c = bridge_mod._Client(CallbackAPIVersion.VERSION2, client_id="t", protocol=mqtt.MQTTv5)
+    c.manual_ack_set(True)
+    got: list = []
+    c.on_message = lambda _c, _u, m: got.append(m)
+    c._in_packet = dict(c._in_packet, command=header, packet=body)
+    assert c._handle_publish() == mqtt.MQTT_ERR_SUCCESS
+    return got
+
+
+def test_large_publish_is_parsed_like_paho_does_with_properties_and_both_qos():
+    """The bridge's own PUBLISH parser (one copy of the body instead of paho's five) gives the
+    same topic, id, flags, properties and payload as paho's decoder."""
+    from paho.mqtt import _packet
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    payload = os.urandom(300_000)
+    for qos, props_set in ((1, True), (1, False), (0, True)):
+        p = Properties(PacketTypes.PUBLISH)
+        if props_set:
+            p.MessageExpiryInterval = 30
+            p.UserProperty = [("k", "v"), ("k2", "v2")]
+        header = 0x30 | (qos << 1) | 0x01  # PUBLISH, retain
+        body = _publish_body(b"lerec/v1/dev/rec-a/chunk", qos, 4711, p.pack(), payload)
+        expect = _packet.decode_publish(header, bytes(body), mqtt.MQTTv5)
+        (msg,) = _handled(body, header)
+        assert msg.topic == expect.topic.decode() and msg.mid == expect.mid
+        assert (msg.qos, msg.retain, msg.dup) == (qos, True, False)
+        assert msg.payload == expect.payload == payload
+        assert msg.properties.json() == expect.properties.json()
+
+
+def test_truncated_large_publish_is_a_malformed_packet():
+    from paho.mqtt.exception import MalformedPacket
+
+    body = bytearray((60_000).to_bytes(2, "big") + b"x" * 20_000)  # topic longer than packet
+    try:
+        _handled(body, 0x32)
+    except MalformedPacket:
+        pass
+    else:
+        raise AssertionError("a topic past the end of the packet was accepted")

@@ -8,7 +8,7 @@ import asyncio
 from sqlalchemy import text
 
 from lerec.hub.db import make_engine, migrate, sessionmaker, sqlite_url
-from lerec.hub.db.engine import GatedSession, WriteGate
+from lerec.hub.db.engine import GatedSession, WriteGate, background_writes
 
 
 async def test_write_transactions_are_serialised_in_arrival_order(tmp_path):
@@ -73,3 +73,41 @@ def test_gate_works_across_event_loops():
 
     asyncio.run(use())
     asyncio.run(use())  # a second loop gets its own lock
+
+
+async def test_background_writers_go_after_every_waiting_foreground_writer():
+    """The oversight checks (background) never delay a transaction the ingest has queued,
+    whatever the order they arrived in; among themselves each kind stays FIFO."""
+    gate = WriteGate()
+    order: list[str] = []
+
+    async def writer(name: str, background: bool) -> None:
+        if background:
+            with background_writes():
+                await gate.acquire()
+        else:
+            await gate.acquire()
+        order.append(name)
+        await asyncio.sleep(0)
+        gate.release()
+
+    await gate.acquire()  # held while everybody queues
+    tasks = []
+    for name, bg in (("b1", True), ("f1", False), ("b2", True), ("f2", False)):
+        tasks.append(asyncio.create_task(writer(name, bg)))
+        await asyncio.sleep(0)
+    gate.release()
+    await asyncio.gather(*tasks)
+    assert order == ["f1", "f2", "b1", "b2"]
+
+
+async def test_a_writer_cancelled_while_waiting_neither_holds_nor_blocks_the_gate():
+    gate = WriteGate()
+    await gate.acquire()
+    waiting = asyncio.create_task(gate.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    gate.release()  # hands over to the cancelled waiter's turn, which passes it on
+    await asyncio.gather(waiting, return_exceptions=True)
+    await asyncio.wait_for(gate.acquire(), 1)  # free again
+    gate.release()
