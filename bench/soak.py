@@ -11,6 +11,7 @@ slope, file descriptors min/max) and the totals (sealed, stored, lost).
 
     python bench/soak.py                   # 30 minutes
     python bench/soak.py --minutes 4 --restart-every 90
+    python bench/soak.py --minutes 20 --restart-every 100000 --trace-memory trace.txt
 
 Not part of the test suite (it runs for minutes by design).
 """
@@ -58,6 +59,9 @@ def main() -> int:
                     help="seconds between segments of one recorder")
     ap.add_argument("--warmup", type=float, default=20.0,
                     help="seconds after each start not used for the slope")
+    ap.add_argument("--trace-memory", type=Path, metavar="FILE",
+                    help="run the hub with --trace-memory FILE (tracemalloc growth by call "
+                    "stack, rewritten every minute; slows the hub)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +74,8 @@ def main() -> int:
     cfg = hub_config(pki, broker.port, root / "hub", client_id="lerec-hub-soak")
     cfg = cfg.model_copy(update={"log_level": "INFO"})
     enroll(cfg, pki, devices)
-    hub = HubProcess(write_hub_toml(cfg, root / "hub.toml"), root / "hub.log")
+    env = {"LEREC_TRACE_MEMORY": str(args.trace_memory.resolve())} if args.trace_memory else None
+    hub = HubProcess(write_hub_toml(cfg, root / "hub.toml"), root / "hub.log", env=env)
     hub.start()
 
     stores = {d: make_store(pki, d, root / "rec" / d, 64 * 1024) for d in devices}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the ingest daemon until interrupted",
                        description="Run the ingest daemon (and /metrics if configured).")
     r.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    r.add_argument("--trace-memory", type=Path, metavar="FILE",
+                   default=os.environ.get("LEREC_TRACE_MEMORY") or None,
+                   help="diagnostics: trace Python allocations and rewrite FILE every minute "
+                   "with what grew since a baseline taken after one minute, by call stack "
+                   "(costs CPU; also $LEREC_TRACE_MEMORY)")
     sub.add_parser("migrate", help="create or upgrade the database schema",
                    description="Apply every Alembic head (idempotent).")
 
@@ -88,13 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _run(cfg: HubConfig) -> None:
+async def _run(cfg: HubConfig, trace_memory: Path | None = None) -> None:
     from .memory import limit_arenas
     from .service import HubService
 
     limit_arenas()  # before any worker thread exists (see hub/daemon/memory.py)
 
-    async with HubService(cfg) as hub:
+    async with HubService(cfg, trace_memory=trace_memory) as hub:
         await hub.serve()
 
 
@@ -209,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(cfg.log_level, "json" if args.log_json else cfg.log_format)
     try:
         if args.cmd == "run":
-            asyncio.run(_run(cfg))
+            asyncio.run(_run(cfg, args.trace_memory))
         elif args.cmd == "migrate":
             asyncio.run(migrate(make_engine(cfg.database_url)))
         else:

@@ -1,9 +1,9 @@
 """Keep the hub's resident memory flat on glibc.
 
-The ingest handles 256 KiB chunk payloads in several threads (paho's network thread, the
-executor that hashes, decrypts and writes them, the database driver's threads). glibc gives
-every thread that allocates its own arena (up to 8 per core), and freed chunk buffers stay
-in those arenas: the process's RSS creeps up for hours although nothing leaks. Two arenas are
+The hub allocates in several threads (the event loop, which reads and stores the 256 KiB chunk
+payloads, the database driver's threads, the executor's for files). glibc gives every thread
+that allocates its own arena (up to 8 per core), and freed buffers stay in those arenas: the
+process's RSS creeps up for hours although nothing leaks. Two arenas are
 plenty for this workload, and trimming returns the free top of every arena to the kernel.
 
 Both are no-ops where glibc is not the C library (musl, macOS)."""

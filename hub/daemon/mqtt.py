@@ -146,7 +146,7 @@ class MqttBridge:
     """``async with MqttBridge(...) as bridge: await bridge.serve(handler)``."""
 
     #: Packets read per readiness callback before other callbacks get a turn.
-    READ_BURST = 8
+    READ_BURST = 2
 
     def __init__(
         self,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from lerec.protocol import keys, topics
 
 from ..cases.service import CaseStepSource
 from ..config import HubConfig
 from ..db import make_engine, migrate, sessionmaker
+from ..db.engine import daemon_engine_options
 from ..metrics import HubMetrics, refresh_fleet_gauges, serve_metrics
 from ..oversight.hooks import IngestHooks
 from ..rules import default_rulebook
@@ -18,6 +20,7 @@ from ..verify.checkpointer import checkpoint_loop
 from ..storage import BlobStore, open_store
 from .ingest import Ingest
 from .memory import trim
+from .memtrace import trace_memory
 from .timesync import TimeSync
 from .mqtt import MqttBridge, tls_context
 
@@ -27,9 +30,10 @@ log = logging.getLogger(__name__)
 class HubService:
     """``async with HubService(cfg) as hub: await hub.serve()``."""
 
-    def __init__(self, cfg: HubConfig) -> None:
+    def __init__(self, cfg: HubConfig, *, trace_memory: Path | None = None) -> None:
         self.cfg = cfg
-        self.engine = make_engine(cfg.database_url)
+        self.trace_memory = trace_memory
+        self.engine = make_engine(cfg.database_url, **daemon_engine_options(cfg.database_url))
         self.sessions = sessionmaker(self.engine)
         self.store: BlobStore = open_store(cfg)
         self.metrics = HubMetrics()
@@ -57,7 +61,7 @@ class HubService:
             shared=b.share_group is not None,
         )
 
-    def _broker_state(self, up: bool) -> None:  # paho thread; prometheus objects are thread-safe
+    def _broker_state(self, up: bool) -> None:  # called on the event loop by the bridge
         self.metrics.broker_connected.set(1 if up else 0)
         if up:
             self.metrics.broker_connects.inc()
@@ -97,6 +101,8 @@ class HubService:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.bridge.serve(self.ingest.handle), name="ingest")
             tg.create_task(self._monitor(), name="fleet-gauges")
+            if self.trace_memory is not None:
+                tg.create_task(trace_memory(self.trace_memory), name="memory-trace")
             tg.create_task(self.oversight.run_scanner(300), name="oversight-scan")
             tg.create_task(
                 checkpoint_loop(self.sessions, self.signing_key,

@@ -7,6 +7,7 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import functools
 import weakref
 from collections.abc import Iterator
 from importlib import resources
@@ -42,16 +43,33 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, cache_kib: int | None = None) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    if cache_kib is not None:
+        cur.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
     cur.close()
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+#: Engine options for the long-running ingest daemon on SQLite. SQLite keeps a page cache per
+#: connection (2 MiB by default) outside Python's heap, and each connection of the pool fills
+#: its own as the database grows: a soak showed the hub's RSS rising ~0.6 MB/min for that
+#: reason alone, flat with these bounds. The file stays in the kernel's page cache anyway.
+DAEMON_SQLITE = {"sqlite_cache_kib": 512, "pool_size": 4, "max_overflow": 4}
+
+
+def daemon_engine_options(url: str) -> dict[str, Any]:
+    """Options for :func:`make_engine` in a long-running daemon (bounded memory on SQLite)."""
+    return dict(DAEMON_SQLITE) if normalize_url(url).startswith("sqlite") else {}
+
+
+def make_engine(url: str, *, sqlite_cache_kib: int | None = None, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``url``. On SQLite: WAL, full fsync, foreign keys, a busy timeout,
+    one thread trip per statement (:mod:`.sqlite_async`) and, with ``sqlite_cache_kib``, a
+    page cache of at most that many KiB per connection."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1]
@@ -61,7 +79,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs["async_creator"] = async_creator(url)  # one thread trip per statement
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect",
+                     functools.partial(_sqlite_pragmas, cache_kib=sqlite_cache_kib))
     return engine
 
 
