@@ -44,9 +44,11 @@ setup() {
     extra=dev
     # browser tests, the PostgreSQL pass, the real PyAudio path (built against PortAudio and
     # fed by a PulseAudio null sink), systemd unit checks, shellcheck for the Pi setup script
-    # poppler-utils: pdftotext/pdffonts read the archive's PDF index back in its tests
+    # poppler-utils: pdftotext/pdffonts read the archive's PDF index back in its tests, which
+    # also render it with each alternative Chinese font the index knows (fonts-wqy-*)
     apt_install chromium postgresql build-essential python3-dev portaudio19-dev pulseaudio \
-      pulseaudio-utils alsa-utils libasound2-plugins systemd shellcheck poppler-utils
+      pulseaudio-utils alsa-utils libasound2-plugins systemd shellcheck poppler-utils \
+      fonts-wqy-microhei fonts-wqy-zenhei
   fi
   local py; py=$(pick_python)
   if ! "$py" -c 'import venv, ensurepip' 2>/dev/null; then apt_install python3-venv; fi

@@ -239,11 +239,15 @@ def main() -> None:
         stores[d] = store
         payloads[d] = [chunk_payloads(store, row) for row in rows[d]]
     total_bytes = size * args.recorders * args.segments
+    # The sealed segments are ~0.5 GB of dirty pages: unsynced, the kernel writes them back
+    # ~30 s later, in the middle of a round, and the hub's fsyncs queue behind that.
+    os.sync()
 
     flat = {d: [p for seg in payloads[d] for p in seg] for d in devices}
     results: list[tuple[float, float, list[float]]] = []
     with Broker(pki, root / "broker") as broker:
         for r in range(args.rounds):
+            os.sync()  # every round starts with nothing left to write back
             base, base_cpu = baseline(pki, broker.port, flat, root / "baseline.bin")
             # a fresh hub (database, store) each round, fed the same sealed segments
             hub = start_hub(pki, broker.port, root / f"hub{r}", devices,

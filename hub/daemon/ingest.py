@@ -11,6 +11,12 @@ staging folder (see :mod:`.staging`), never in one worker's memory; creating and
 transfer happen under its exclusive file lock, so exactly one worker stores a segment; and the
 database's unique constraints are the last guard (a worker that loses a race answers with the
 stored receipt and counts nothing).
+
+Cost per message matters (twenty recorders upload at once): a chunk is hashed, decrypted and
+written on the event loop's thread, where the bridge delivered it (a trip to a worker thread and
+back cost more than that work); statements that run for every segment are built once; and the
+segments that finish while a transaction is being committed are recorded together in the next
+one (see ``_record``).
 """
 
 from __future__ import annotations

@@ -145,7 +145,9 @@ _LARGE = 16384
 class MqttBridge:
     """``async with MqttBridge(...) as bridge: await bridge.serve(handler)``."""
 
-    #: Packets read per readiness callback before other callbacks get a turn.
+    #: Packets read per readiness callback before other callbacks get a turn. Small: each
+    #: packet read becomes a handler task of about a millisecond, and a database result that
+    #: arrives meanwhile waits behind all of them (a segment's commit takes several trips).
     READ_BURST = 2
 
     def __init__(
