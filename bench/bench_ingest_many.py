@@ -149,6 +149,25 @@ client_id = "{client_id}"
     return proc
 
 
+def end_session(pki, port: int, client_id: str) -> None:
+    """Discard a stopped hub's persistent session. Left alone, the broker goes on queueing
+    every later round's chunks for it (up to max_queued_messages, ~1 GB), and later rounds
+    measure that."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0
+    c = raw_client(pki, "hub", port, client_id=client_id)
+    connected = threading.Event()
+    c.on_connect = lambda *a: connected.set()
+    c.connect("127.0.0.1", port, clean_start=True, properties=props)
+    c.loop_start()
+    assert connected.wait(30), "could not end the hub's session"
+    c.disconnect()
+    c.loop_stop()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -261,6 +280,7 @@ def main() -> None:
             finally:
                 hub.terminate()
                 hub.wait(30)
+                end_session(pki, broker.port, f"lerec-hub-bench-{r}")
             assert len(latencies) == args.recorders * args.segments
             results.append((base, hub_time, latencies, base_cpu, hub_cpu))
             print(f"round {r + 1}: bare {base:.2f} s, hub {hub_time:.2f} s, "

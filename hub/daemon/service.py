@@ -4,6 +4,7 @@ Prometheus endpoint and the periodic fleet gauges, as named tasks in one TaskGro
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 
@@ -80,6 +81,11 @@ class HubService:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self.bridge._loop is not None and self.bridge._loop.is_closed():
+            # finalised at garbage collection after its loop was closed: nothing to await
+            await self.bridge.__aexit__(*exc)  # (returns without suspending)
+            self.ingest.close()
+            return
         await self.bridge.__aexit__(*exc)
         await self.ingest.drain()
         if self._metrics_started is not None:
@@ -98,6 +104,10 @@ class HubService:
             await asyncio.sleep(self.cfg.metrics.refresh_seconds)
 
     async def serve(self) -> None:
+        # What exists now (modules, tables, compiled statements) lives as long as the process:
+        # out of the collector's way, so its generations hold only the ingest's own objects.
+        gc.collect()
+        gc.freeze()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.bridge.serve(self.ingest.handle), name="ingest")
             tg.create_task(self._monitor(), name="fleet-gauges")
