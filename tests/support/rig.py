@@ -7,6 +7,8 @@ mosquitto fails loudly.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime as dt
 import os
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from lerec.device.upload import Uploader, tls_context
 from lerec.hub import fleet
 from lerec.hub.config import BrokerSettings, HubConfig
 from lerec.hub.daemon.runner import HubThread
-from lerec.hub.db import Segment
+from lerec.hub.db import Segment, make_engine, migrate, sessionmaker
 from lerec.protocol import keys
 
 from .databases import database_url, drop_databases
@@ -56,12 +58,32 @@ def hub_config(pki: Pki, port: int, root: Path, **overrides: Any) -> HubConfig:
 
 
 def start_hub(pki: Pki, port: int, root: Path, devices: tuple[str, ...] = ("rec-a", "rec-b", "rec-c"), **kw: Any) -> HubThread:
-    hub = HubThread(hub_config(pki, port, root, **kw)).start()
+    """A hub on ``port`` with ``devices`` enrolled *before* it subscribes, as in production: a
+    recorder that is already waiting would otherwise reach a hub that does not know it yet, and
+    'unknown_device' is a final refusal."""
+    cfg = hub_config(pki, port, root, **kw)
+
+    async def enroll() -> None:
+        engine = make_engine(cfg.database_url)
+        try:
+            await migrate(engine)
+            sessions = sessionmaker(engine)
+            for d in devices:
+                files = pki.device(d)
+                await fleet.enroll(sessions, d, files.signing_pub.read_bytes(),
+                                   files.cert.read_bytes())
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(enroll())
+    else:  # called from a coroutine: enroll on a loop of its own
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, enroll()).result()
+    hub = HubThread(cfg).start()
     assert hub.service is not None
-    for d in devices:
-        files = pki.device(d)
-        hub.call(fleet.enroll(hub.service.sessions, d, files.signing_pub.read_bytes(),
-                              files.cert.read_bytes()))
     return hub
 
 
