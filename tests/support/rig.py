@@ -7,8 +7,6 @@ mosquitto fails loudly.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import datetime as dt
 import os
 from dataclasses import dataclass, field
@@ -26,10 +24,11 @@ from lerec.device.upload import Uploader, tls_context
 from lerec.hub import fleet
 from lerec.hub.config import BrokerSettings, HubConfig
 from lerec.hub.daemon.runner import HubThread
-from lerec.hub.db import Segment, make_engine, migrate, sessionmaker
+from lerec.hub.db import Segment
 from lerec.protocol import keys
 
 from .databases import database_url, drop_databases
+from .hubproc import enroll
 
 
 def make_pki(root: Path, devices: tuple[str, ...] = ("rec-a", "rec-b", "rec-c")) -> Pki:
@@ -62,26 +61,7 @@ def start_hub(pki: Pki, port: int, root: Path, devices: tuple[str, ...] = ("rec-
     recorder that is already waiting would otherwise reach a hub that does not know it yet, and
     'unknown_device' is a final refusal."""
     cfg = hub_config(pki, port, root, **kw)
-
-    async def enroll() -> None:
-        engine = make_engine(cfg.database_url)
-        try:
-            await migrate(engine)
-            sessions = sessionmaker(engine)
-            for d in devices:
-                files = pki.device(d)
-                await fleet.enroll(sessions, d, files.signing_pub.read_bytes(),
-                                   files.cert.read_bytes())
-        finally:
-            await engine.dispose()
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(enroll())
-    else:  # called from a coroutine: enroll on a loop of its own
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, enroll()).result()
+    enroll(cfg, pki, devices)
     hub = HubThread(cfg).start()
     assert hub.service is not None
     return hub
