@@ -76,14 +76,8 @@ LOCK_WAIT = 30.0
 
 
 @functools.cache
-def _device_stmt() -> Select[Any]:
-    # built once: constructing a statement costs more CPU than SQLite takes to run this one
-    return select(Device.signing_key, Device.revoked_at).where(
-        Device.device_id == bindparam("dev"))
-
-
-@functools.cache
 def _devices_stmt() -> Select[Any]:
+    # built once: constructing a statement costs more CPU than SQLite takes to run this one
     return select(Device.device_id, Device.signing_key, Device.revoked_at).where(
         Device.device_id.in_(bindparam("devs", expanding=True)))
 
@@ -103,7 +97,7 @@ def _insert_segment_stmt() -> Any:
 
 async def _device(session: Any, device_id: str) -> Any:
     """The recorder's signing key and revocation time (a row), or None if not enrolled."""
-    return (await session.execute(_device_stmt(), {"dev": device_id})).first()
+    return (await session.execute(_devices_stmt(), {"devs": [device_id]})).first()
 
 
 def _active_key(dev: Any, device_id: str) -> Ed25519PublicKey:
@@ -144,9 +138,7 @@ class _ToRecord:
     """A verified segment whose blob is stored, waiting for its row and audit entries."""
 
     manifest: SegmentManifest
-    manifest_hash: bytes
-    ref: str
-    values: dict[str, Any]
+    values: dict[str, Any]  # the segment row (its manifest hash and stored ref included)
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -543,7 +535,7 @@ class Ingest:
         )
         row = Segment(**values)  # (not added to the session: the hooks read it by id)
         try:
-            await self._record(_ToRecord(m, signed.digest, ref, values))
+            await self._record(_ToRecord(m, values))
         except Refused:
             entry.transfer.discard()  # revoked between the check above and this transaction
             raise
@@ -630,17 +622,17 @@ class Ingest:
             item.finish(r)
 
     def _audit_events(self, item: _ToRecord) -> list[Any]:
-        m = item.manifest
+        m, manifest_hash = item.manifest, item.values["manifest_hash"]
         subjects = (f"segment:{m.segment_id}", f"device:{m.device_id}")
         return [
             (EventType.SEGMENT_INGESTED, f"device:{m.device_id}", subjects, {
                 "seq": m.seq, "sha256": m.sha256.hex(), "length": m.length,
-                "stored_ref": item.ref, "manifest_hash": item.manifest_hash.hex(),
+                "stored_ref": item.values["stored_ref"], "manifest_hash": manifest_hash.hex(),
                 "officer_id": m.officer_id, "important": m.important,
                 "recovered": m.recovered, "clock": m.clock.state,
             }, None),
             (EventType.RECEIPT_ISSUED, f"hub:{self.hub_id}", subjects, {
-                "manifest_hash": item.manifest_hash.hex(),
+                "manifest_hash": manifest_hash.hex(),
             }, None),
         ]
 
