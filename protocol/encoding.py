@@ -41,6 +41,74 @@ def _check_types(value: Any, depth: int = 0) -> None:
         raise DecodeError(f"type {type(value).__name__} is not allowed on the wire")
 
 
+class BlobLayout:
+    """Fast strict decoding of the one kind of map that carries bulk data.
+
+    A chunk message is a canonical map whose first entries are always the same (``fixed``,
+    e.g. ``{"t": "chunk", "v": 1}``), then the byte string under ``key`` (256 KiB), then
+    ``total`` minus those entries of small fields. :meth:`decode` copies the byte string once
+    and proves canonical form without re-encoding it: the exact fixed prefix, the shortest
+    length header, and a rest that :func:`decode` accepts as a canonical map whose keys all sort
+    after ``key``. It returns None for anything else, and the caller then uses :func:`decode`,
+    which gives the authoritative answer (and the precise error): the fast path never accepts
+    what :func:`decode` would refuse, nor decodes anything differently.
+    """
+
+    def __init__(self, fixed: dict[str, Any], key: str, total: int) -> None:
+        keys = sorted([*fixed, key], key=_canonical_key)
+        if keys[-1] != key or not len(fixed) < total < 24:
+            raise ValueError("the fixed entries must sort before the blob's key")
+        self.fixed = dict(fixed)
+        self.key = key
+        self.rest = total - len(fixed) - 1
+        self.head = bytes([0xA0 | total]) + encode(self.fixed)[1:] + encode({key: b""})[1:-1]
+        self._rest_header = bytes([0xA0 | self.rest])
+
+    def decode(self, data: bytes | bytearray | memoryview,
+               *, limit: int = MAX_MESSAGE_BYTES) -> dict[str, Any] | None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            return None
+        if len(data) > limit:
+            raise SizeError(len(data), limit)
+        view = memoryview(data)
+        n, pos = len(view), len(self.head)
+        if n <= pos or view[:pos] != self.head:
+            return None
+        ib = view[pos]
+        if ib >> 5 != 2:  # not a byte string
+            return None
+        ai = ib & 0x1F
+        if ai < 24:
+            size, pos = ai, pos + 1
+        elif ai <= 26:
+            width = 1 << (ai - 24)  # 1, 2 or 4 length bytes
+            size = int.from_bytes(view[pos + 1:pos + 1 + width], "big")
+            if size < (24, 256, 65536)[ai - 24]:
+                return None  # a longer length header than needed: not canonical
+            pos += 1 + width
+        else:
+            return None
+        end = pos + size
+        if end > n:
+            return None
+        try:
+            rest = decode(self._rest_header + bytes(view[end:]), limit=limit)
+        except DecodeError:
+            return None
+        if len(rest) != self.rest or any(
+                _canonical_key(k) <= _canonical_key(self.key) for k in rest):
+            return None
+        rest.update(self.fixed)
+        rest[self.key] = bytes(view[pos:end])
+        return rest
+
+
+def _canonical_key(k: str) -> tuple[int, bytes]:
+    """Sort key of a text map key in canonical CBOR (length first, then bytewise)."""
+    b = k.encode()
+    return len(b), b
+
+
 def decode(data: bytes, *, limit: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
     """Decode canonical CBOR bytes into a map, rejecting anything non-canonical."""
     if not isinstance(data, (bytes, bytearray, memoryview)):

@@ -199,7 +199,7 @@ class Ingest:
 
     # -- entry point -------------------------------------------------------------------------
 
-    async def handle(self, topic: str, payload: bytes) -> None:
+    async def handle(self, topic: str, payload: bytes | memoryview) -> None:
         """Process one message. Never raises for bad input; refusals are answered and logged."""
         try:
             where = topics.parse_device_topic(topic)

@@ -49,7 +49,7 @@ from paho.mqtt.properties import Properties, VariableByteIntegers
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[str, bytes], Awaitable[None]]
+Handler = Callable[[str, bytes | memoryview], Awaitable[None]]  # a large payload: a view
 
 
 def tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
@@ -59,48 +59,86 @@ def tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
     return ctx
 
 
+class _Body(bytearray):
+    """The body of a large incoming packet: allocated once at its full length and filled in
+    place by :meth:`_Client._sock_recv` (paho would append each piece it reads to a growing
+    buffer, copying the body again)."""
+
+    __slots__ = ("filled",)
+
+    def __iadd__(self, data: Any) -> _Body:  # paho: ``packet += data`` after each read
+        if not isinstance(data, _Filled):  # a piece paho read itself: put it in place
+            n = len(data)
+            self[self.filled:self.filled + n] = data
+            self.filled += n
+        return self
+
+
+class _Filled:
+    """What :meth:`_Client._sock_recv` returns for bytes it already put into the body: paho
+    only takes its length (and appends it, which :class:`_Body` ignores)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class _Client(mqtt.Client):
     """paho's client with a receive path that suits 256 KiB chunk messages.
 
     paho reads a packet's body with ``recv(remaining)`` in a loop and appends each piece to a
-    ``bytes`` object. Over TLS every ``recv`` returns at most one 16 KiB record, so a 256 KiB
-    chunk is copied again and again while it grows (about 2 MiB of copying per message, with
-    the GIL held — time the event loop thread waits for). Here one call drains what the socket
-    already holds, up to ``bufsize``, into a single buffer with ``recv_into``; paho then
-    appends it once."""
+    buffer. Over TLS every ``recv`` returns at most one 16 KiB record. Here the body of a large
+    packet is allocated once, at its full length, and ``recv_into`` fills it in place with all
+    the socket already holds; the payload handed on is a view of it (no copy at all)."""
 
     def _sock_recv(self, bufsize: int) -> bytes:
         sock = self._sock
-        if bufsize <= 16384 or sock is None or not hasattr(sock, "recv_into"):
+        pkt = self._in_packet
+        if (sock is None or not pkt["have_remaining"] or pkt["remaining_length"] < _LARGE
+                or not hasattr(sock, "recv_into")):
             return super()._sock_recv(bufsize)
-        buf = bytearray(bufsize)
-        view = memoryview(buf)
+        body = pkt["packet"]
+        if not isinstance(body, _Body):
+            if body:  # (paho starts every packet empty; never seen)
+                return super()._sock_recv(bufsize)
+            body = pkt["packet"] = _Body(pkt["remaining_length"])
+            body.filled = 0
+        view = memoryview(body)
+        start = body.filled
         got = 0
-        while got < bufsize:
-            try:
-                n = sock.recv_into(view[got:])
-            except (ssl.SSLWantReadError, BlockingIOError):
-                if got:
+        try:
+            while got < bufsize:
+                try:
+                    n = sock.recv_into(view[start + got:start + bufsize])
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    if got:
+                        break
+                    raise BlockingIOError() from None
+                except ssl.SSLWantWriteError:
+                    if got:
+                        break
+                    self._call_socket_register_write()
+                    raise BlockingIOError() from None
+                if n == 0:  # closed: hand over what came first; the next call sees the end
                     break
-                raise BlockingIOError() from None
-            except ssl.SSLWantWriteError:
-                if got:
-                    break
-                self._call_socket_register_write()
-                raise BlockingIOError() from None
-            if n == 0:  # closed: hand over what came first; the next call sees the end
-                break
-            got += n
-        view.release()
-        del buf[got:]
-        return buf  # type: ignore[return-value]  # paho appends it to its bytes packet
-
+                got += n
+        finally:
+            view.release()
+        if not got:
+            return b""  # the connection closed
+        body.filled += got
+        return _Filled(got)  # type: ignore[return-value]  # paho only takes its length
 
     def _handle_publish(self) -> MQTTErrorCode:
         """paho's PUBLISH handling for large MQTT v5 QoS 0/1 messages, slicing the packet
         through a memoryview. paho's decoder copies the whole body at each of its steps (three
         ``struct.unpack`` calls, the properties parser and a final slice: five copies of a
-        256 KiB chunk); this makes one, the payload. Anything else goes to paho's own code."""
+        256 KiB chunk); here the payload is a ``memoryview`` of the body, not a copy. Anything
+        else goes to paho's own code."""
         pkt = self._in_packet
         header = pkt["command"]
         qos = (header & 0x06) >> 1
@@ -123,7 +161,7 @@ class _Client(mqtt.Client):
             end += used + size
             if end > len(view):
                 raise MalformedPacket("PUBLISH header runs past the packet")
-            payload = bytes(view[end:])
+            payload = view[end:]  # (outlives ``view``: a slice holds the buffer itself)
         except (ValueError, IndexError, MQTTException) as exc:
             if isinstance(exc, MalformedPacket):
                 raise
