@@ -28,10 +28,13 @@ async def test_large_messages_arrive_intact_and_are_read_in_big_pieces(rig, monk
     pki = rig.pki
     payloads = [os.urandom(n) for n in (300_000, 256 * 1024, 1_000_000, 17, 70_000)]
     got: list[bytes] = []
+    views: list[bool] = []
     done = asyncio.Event()
 
     async def handler(topic: str, payload: bytes) -> None:
         assert topic == topics.device_topic("rec-a", "chunk")
+        if len(payload) > 16384:  # read in place, handed on without a copy
+            views.append(isinstance(payload, memoryview))
         got.append(bytes(payload))
         if len(got) == len(payloads):
             done.set()
@@ -56,6 +59,7 @@ async def test_large_messages_arrive_intact_and_are_read_in_big_pieces(rig, monk
         sorted(hashlib.sha256(p).digest() for p in payloads)
     # a TLS record carries at most 16 KiB: without coalescing no read could be larger
     assert max(reads) > 16384, reads[:20]
+    assert views == [True] * 4
 
 
 def _publish_body(topic: bytes, qos: int, mid: int, props: bytes, payload: bytes) -> bytearray:
