@@ -22,7 +22,7 @@ and the twenty senders already keep both cores busy during the baseline, so that
 comes straight off the throughput; the hub, which does all of it and more, is measured against
 both.
 
-    python bench/bench_ingest_many.py [--recorders 20] [--segments 3] [--mb 8] [--rounds 3]
+    python bench/bench_ingest_many.py [--recorders 20] [--segments 3] [--mb 8] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -305,8 +306,9 @@ def main() -> None:
     ap.add_argument("--recorders", type=int, default=20)
     ap.add_argument("--segments", type=int, default=3, help="segments per recorder")
     ap.add_argument("--mb", type=float, default=8, help="segment size in MB")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="baseline/hub pairs, alternated; the median ratio is reported")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="rounds of the three paths (every other round in reverse order); "
+                         "the median ratio is reported")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="lerec-ingest-many-"))
     devices = [f"rec-{i:03d}" for i in range(args.recorders)]
@@ -333,25 +335,37 @@ def main() -> None:
     required: list[tuple[float, float]] = []
     with Broker(pki, root / "broker") as broker:
         for r in range(args.rounds):
-            os.sync()  # every round starts with nothing left to write back
-            base, base_cpu = baseline(pki, broker.port, flat, root / "baseline.bin")
-            os.sync()
-            req, req_cpu = baseline(pki, broker.port, flat, root / "required", manifests)
+            def bare() -> tuple[float, float]:
+                return baseline(pki, broker.port, flat, root / "baseline.bin")
+
+            def required_only() -> tuple[float, float]:
+                return baseline(pki, broker.port, flat, root / "required", manifests)
+
+            def hub_path(r: int = r) -> tuple[float, list[float], float]:
+                # a fresh hub (database, store) each round, fed the same sealed segments
+                hub = start_hub(pki, broker.port, root / f"hub{r}", devices,
+                                client_id=f"lerec-hub-bench-{r}")
+                try:
+                    wait_hub_ready(pki, broker.port, devices[0])
+                    cpu0 = cpu_seconds(hub.pid)
+                    hub_time, latencies = through_hub(pki, broker.port, stores, rows,
+                                                      payloads, accept=r == 0)
+                    return hub_time, latencies, cpu_seconds(hub.pid) - cpu0
+                finally:
+                    hub.terminate()
+                    hub.wait(30)
+                    end_session(pki, broker.port, f"lerec-hub-bench-{r}")
+
+            # every other round in the opposite order, so no path always runs first
+            order = [bare, required_only, hub_path]
+            out: dict[Any, Any] = {}
+            for path in order if r % 2 == 0 else order[::-1]:
+                os.sync()  # every path starts with nothing left to write back
+                out[path] = path()
+            base, base_cpu = out[bare]
+            req, req_cpu = out[required_only]
             required.append((req, req_cpu))
-            os.sync()
-            # a fresh hub (database, store) each round, fed the same sealed segments
-            hub = start_hub(pki, broker.port, root / f"hub{r}", devices,
-                            client_id=f"lerec-hub-bench-{r}")
-            try:
-                wait_hub_ready(pki, broker.port, devices[0])
-                cpu0 = cpu_seconds(hub.pid)
-                hub_time, latencies = through_hub(pki, broker.port, stores, rows, payloads,
-                                                  accept=r == 0)
-                hub_cpu = cpu_seconds(hub.pid) - cpu0
-            finally:
-                hub.terminate()
-                hub.wait(30)
-                end_session(pki, broker.port, f"lerec-hub-bench-{r}")
+            hub_time, latencies, hub_cpu = out[hub_path]
             assert len(latencies) == args.recorders * args.segments
             results.append((base, hub_time, latencies, base_cpu, hub_cpu))
             print(f"round {r + 1}: bare {base:.2f} s, required work {req:.2f} s (ratio "
