@@ -159,16 +159,20 @@ def main() -> int:
     for run in sorted({int(s["run"]) for s in samples}):
         pts = [s for s in samples if s["run"] == run]
         warm = [s for s in pts if s["run_t"] >= args.warmup] or pts
+        # a bounded cache still filling rises at first and then levels off: the second half's
+        # slope tells a plateau from a leak
+        late = [s for s in warm if s["run_t"] >= pts[-1]["run_t"] / 2] or warm
         summary.append((
             str(run), f"{pts[-1]['run_t']:.0f}", f"{warm[0]['rss_mb']:.1f}",
             f"{warm[-1]['rss_mb']:.1f}",
             f"{slope_per_minute([(s['run_t'], s['rss_mb']) for s in warm]):+.2f}",
+            f"{slope_per_minute([(s['run_t'], s['rss_mb']) for s in late]):+.3f}",
             f"{min(s['open_files'] for s in warm):.0f}-{max(s['open_files'] for s in warm):.0f}",
             f"{slope_per_minute([(s['run_t'], s['open_files']) for s in warm]):+.2f}",
         ))
     print()
     print(table(summary, ("hub run", "seconds", "RSS after warm-up MB", "RSS at end MB",
-                          "RSS slope MB/min", "open files", "fd slope /min")))
+                          "RSS slope MB/min", "2nd half", "open files", "fd slope /min")))
     print(f"\nsealed {sealed}, stored {stored_ok} (rows {len(rows)}), lost {lost}, "
           f"hub restarts {restarts}, drained {drained}")
     print(f"samples: {csv_path}")
