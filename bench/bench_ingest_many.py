@@ -62,36 +62,42 @@ from lerec.protocol import Signed, Want, decode_any, keys, topics
 CHUNK = 256 * 1024
 WINDOW = 16
 
-BARE_SUBSCRIBER = r"""
-import sys, threading, time, ssl
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-ca, cert, key, port, total, out = sys.argv[1:7]
-total = int(total); n = 0; first = 0.0; done = threading.Event(); f = open(out, "wb")
-def on_message(c, u, m):
-    global n, first
-    if n == 0: first = time.perf_counter()
-    f.write(m.payload); n += 1
-    if n == total: done.set()
-ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
-ctx.load_cert_chain(cert, key)
-c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare-sub", protocol=mqtt.MQTTv5)
-c.tls_set_context(ctx); c.on_message = on_message
-c.on_subscribe = lambda *a: print("ready", flush=True)
-c.connect("127.0.0.1", int(port)); c.subscribe("lerec/v1/dev/+/chunk", qos=1); c.loop_start()
-done.wait(); f.close(); print("done", flush=True); c.disconnect(); c.loop_stop()
-"""
-
-
-REQUIRED_WORK_SUBSCRIBER = r"""
+# The two subscriber processes of the baseline paths: the same head and tail (the hub's
+# certificate, every recorder's chunk topic, "ready" once subscribed, "done" when ``done`` is
+# set, after ``finish()``), each with its own ``on_message`` and client class between them.
+_SUBSCRIBER_HEAD = r"""
 import hashlib, os, sys, threading, time, ssl
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+ca, cert, key, port, total, out = sys.argv[1:7]
+total = int(total); n = 0; done = threading.Event()
+"""
+_SUBSCRIBER_TAIL = r"""
+ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+ctx.load_cert_chain(cert, key)
+c = Client(CallbackAPIVersion.VERSION2, client_id=CLIENT_ID, protocol=mqtt.MQTTv5)
+c.tls_set_context(ctx); c.on_message = on_message
+c.on_subscribe = lambda *a: print("ready", flush=True)
+c.connect("127.0.0.1", int(port)); c.subscribe("lerec/v1/dev/+/chunk", qos=1); c.loop_start()
+done.wait(); finish(); print("done", flush=True); c.disconnect(); c.loop_stop()
+"""
+
+BARE_SUBSCRIBER = _SUBSCRIBER_HEAD + r"""
+Client, CLIENT_ID = mqtt.Client, "bench-bare-sub"
+f = open(out, "wb")
+def on_message(c, u, m):
+    global n
+    f.write(m.payload); n += 1
+    if n == total: done.set()
+finish = f.close
+""" + _SUBSCRIBER_TAIL
+
+REQUIRED_WORK_SUBSCRIBER = _SUBSCRIBER_HEAD + r"""
 from lerec.protocol import Chunk, SegmentManifest, decode_message, decode_signed, keys
 from lerec.protocol.envelope import Opener
 from lerec.hub.daemon.mqtt import _Client  # the hub's receive path (bodies read in place)
-ca, cert, key, port, total, out, box, manifests = sys.argv[1:9]
-total = int(total); n = 0; done = threading.Event()
+Client, CLIENT_ID = _Client, "bench-required-sub"
+box, manifests = sys.argv[7:9]
 box = keys.x25519_private(open(box, "rb").read())
 segs = {}
 for wire in open(manifests, "rb").read().split():
@@ -117,14 +123,8 @@ def on_message(c, u, msg):
         os.fsync(seg[3]); os.close(seg[3])
     n += 1
     if n == total: done.set()
-ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
-ctx.load_cert_chain(cert, key)
-c = _Client(CallbackAPIVersion.VERSION2, client_id="bench-required-sub", protocol=mqtt.MQTTv5)
-c.tls_set_context(ctx); c.on_message = on_message
-c.on_subscribe = lambda *a: print("ready", flush=True)
-c.connect("127.0.0.1", int(port)); c.subscribe("lerec/v1/dev/+/chunk", qos=1); c.loop_start()
-done.wait(); print("done", flush=True); c.disconnect(); c.loop_stop()
-"""
+finish = lambda: None
+""" + _SUBSCRIBER_TAIL
 
 
 def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path,

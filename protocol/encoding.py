@@ -60,6 +60,7 @@ class BlobLayout:
             raise ValueError("the fixed entries must sort before the blob's key")
         self.fixed = dict(fixed)
         self.key = key
+        self._key_order = _canonical_key(key)
         self.rest = total - len(fixed) - 1
         self.head = bytes([0xA0 | total]) + encode(self.fixed)[1:] + encode({key: b""})[1:-1]
         self._rest_header = bytes([0xA0 | self.rest])
@@ -95,8 +96,7 @@ class BlobLayout:
             rest = decode(self._rest_header + bytes(view[end:]), limit=limit)
         except DecodeError:
             return None
-        if len(rest) != self.rest or any(
-                _canonical_key(k) <= _canonical_key(self.key) for k in rest):
+        if len(rest) != self.rest or any(_canonical_key(k) <= self._key_order for k in rest):
             return None
         rest.update(self.fixed)
         rest[self.key] = bytes(view[pos:end])

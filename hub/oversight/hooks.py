@@ -9,8 +9,8 @@ Stored segments are checked in batches: ``on_stored`` queues its segment and ret
 transaction that checked it has committed. Segments that arrive while a batch is being checked
 form the next batch (up to ``MAX_BATCH``), which loads the working-day calendar once and
 commits once; with twenty recorders finishing segments at the same time that is a fraction of
-the statements and thread trips of a transaction per segment. A batch that fails is retried one segment at a time, so one
-bad segment cannot hold back the others.
+the statements and thread trips of a transaction per segment. A batch that fails is retried one
+segment at a time, so one bad segment cannot hold back the others.
 """
 
 from __future__ import annotations
