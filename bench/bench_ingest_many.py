@@ -127,7 +127,7 @@ finish = lambda: None
 """ + _SUBSCRIBER_TAIL
 
 
-def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path,
+def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path, usage: Usage,
              manifests: Path | None = None) -> tuple[float, float]:
     """Seconds until the subscriber has every chunk, and the CPU seconds it used. With
     ``manifests``: the required-work subscriber (checks, decrypts, hashes and fsyncs)."""
@@ -153,6 +153,7 @@ def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path,
     def send(d: str) -> None:
         send_window(clients[d], topics.device_topic(d, "chunk"), payloads[d], WINDOW)
 
+    usage.start()
     t0 = time.perf_counter()
     threads = [threading.Thread(target=send, args=(d,)) for d in payloads]
     for t in threads:
@@ -161,6 +162,7 @@ def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path,
         t.join()
     assert sub.stdout.readline().strip() == "done"
     elapsed = time.perf_counter() - t0
+    usage.stop()
     cpu = cpu_seconds(sub.pid) - cpu0
     sub.wait(30)
     for c in clients.values():
@@ -232,6 +234,34 @@ def end_session(pki, port: int, client_id: str) -> None:
     c.loop_stop()
 
 
+class Usage:
+    """Where the CPU went during a timed phase: the whole machine (``/proc/stat``), the broker,
+    and this process (the senders' threads). Shows whether a phase was bound by one thread or
+    by the machine."""
+
+    def __init__(self, broker_pid: int) -> None:
+        self.broker_pid = broker_pid
+        self.start_at: tuple[float, ...] | None = None
+        self.busy = self.broker = self.senders = 0.0  # cores busy, CPU s, CPU s
+
+    def _read(self) -> tuple[float, ...]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        hz = os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        return (time.perf_counter(), (sum(fields[:8]) - idle) / hz,
+                cpu_seconds(self.broker_pid), t.user + t.system)
+
+    def start(self) -> None:
+        self.start_at = self._read()
+
+    def stop(self) -> None:
+        assert self.start_at is not None
+        end = self._read()
+        wall, busy, broker, senders = (b - a for a, b in zip(self.start_at, end))
+        self.busy, self.broker, self.senders = busy / wall, broker, senders
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -243,7 +273,7 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, int(round(q * (len(xs) - 1)))))]
 
 
-def through_hub(pki, port: int, stores, rows, payloads,
+def through_hub(pki, port: int, stores, rows, payloads, usage: Usage,
                 accept: bool = True) -> tuple[float, list[float]]:
     """Every recorder announces each segment, sends its chunks with the same sender as the
     baseline, and waits for the hub's signed receipt before the next segment. ``accept``:
@@ -285,6 +315,7 @@ def through_hub(pki, port: int, stores, rows, payloads,
         except BaseException as exc:  # reported after the join
             errors.append(exc)
 
+    usage.start()
     t0 = time.perf_counter()
     threads = [threading.Thread(target=run, args=(d,)) for d in stores]
     for t in threads:
@@ -292,6 +323,7 @@ def through_hub(pki, port: int, stores, rows, payloads,
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    usage.stop()
     for c in clients.values():
         c.disconnect()
         c.loop_stop()
@@ -335,11 +367,14 @@ def main() -> None:
     required: list[tuple[float, float]] = []
     with Broker(pki, root / "broker") as broker:
         for r in range(args.rounds):
+            use = {name: Usage(broker.proc.pid) for name in ("bare", "required", "hub")}
+
             def bare() -> tuple[float, float]:
-                return baseline(pki, broker.port, flat, root / "baseline.bin")
+                return baseline(pki, broker.port, flat, root / "baseline.bin", use["bare"])
 
             def required_only() -> tuple[float, float]:
-                return baseline(pki, broker.port, flat, root / "required", manifests)
+                return baseline(pki, broker.port, flat, root / "required", use["required"],
+                                manifests)
 
             def hub_path(r: int = r) -> tuple[float, list[float], float]:
                 # a fresh hub (database, store) each round, fed the same sealed segments
@@ -349,7 +384,7 @@ def main() -> None:
                     wait_hub_ready(pki, broker.port, devices[0])
                     cpu0 = cpu_seconds(hub.pid)
                     hub_time, latencies = through_hub(pki, broker.port, stores, rows,
-                                                      payloads, accept=r == 0)
+                                                      payloads, use["hub"], accept=r == 0)
                     return hub_time, latencies, cpu_seconds(hub.pid) - cpu0
                 finally:
                     hub.terminate()
@@ -376,6 +411,10 @@ def main() -> None:
                   f"{statistics.median(latencies) * 1000:.0f} ms, p95 "
                   f"{pct(latencies, 0.95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms",
                   flush=True)
+            print("  machine (cores busy of %d; broker, senders CPU s): %s" % (
+                os.cpu_count() or 0, ", ".join(
+                    f"{name} {u.busy:.2f}; {u.broker:.2f}, {u.senders:.2f}"
+                    for name, u in use.items())), flush=True)
     ratios = sorted(r[0] / r[1] for r in results)
     req_ratios = sorted(res[0] / req[0] for res, req in zip(results, required))
     base, hub_time, latencies, base_cpu, hub_cpu = sorted(

@@ -50,6 +50,15 @@ class StorageSettings(BaseModel):
     s3: S3Settings | None = Field(None, description="required when backend = 's3'")
 
 
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_workers: int = Field(
+        1, ge=0, le=16, description="helper processes that check, decrypt and stage chunks "
+        "beside the event loop (0: all on the event loop's thread); not used with share_group"
+    )
+
+
 class MetricsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -147,6 +156,7 @@ class HubConfig(BaseModel):
         "and revoke rewrites its CRL and broker ACL"
     )
     broker: BrokerSettings
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="chunk handling")
     metrics: MetricsSettings = Field(default_factory=MetricsSettings, description="Prometheus")
     devices: DeviceDefaults = Field(
         default_factory=DeviceDefaults, description="recording settings pushed to recorders"

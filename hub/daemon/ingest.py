@@ -13,7 +13,8 @@ database's unique constraints are the last guard (a worker that loses a race ans
 stored receipt and counts nothing).
 
 Cost per message matters (twenty recorders upload at once): a chunk is hashed, decrypted and
-written on the event loop's thread, where the bridge delivered it (a trip to a worker thread and
+written by a chunk worker process (:mod:`.chunkwork`, with a GIL of its own), or on the event
+loop's thread where the bridge delivered it when there is none (a trip to a worker *thread* and
 back cost more than that work); statements that run for every segment are built once; and the
 segments that finish while a transaction is being committed are recorded together in the next
 one (see ``_record``).
@@ -60,6 +61,7 @@ from ..db.models import Device, Rejection, Segment
 from ..db.types import from_ms, to_ms, utcnow
 from ..errors import StorageError, StorageFull
 from ..storage import BlobStore, ref_for
+from .chunkwork import ChunkHashMismatch, ChunkWorker, WorkerGone
 from .staging import Transfer, TransferLock, remove_transfer, try_lock_transfer
 
 if TYPE_CHECKING:
@@ -155,6 +157,22 @@ class _ToRecord:
 class _Open:
     transfer: Transfer
     opener: Opener | None
+    worker: ChunkWorker | None = None  # stages this transfer's chunks (None: the event loop)
+    tid: int = 0
+
+    def detach(self) -> None:
+        """Stop using the chunk worker for this transfer (the event loop stages the rest)."""
+        if self.worker is not None:
+            self.worker.close(self.tid)
+            self.worker = None
+
+    def close(self) -> None:
+        self.detach()
+        self.transfer.close()
+
+    def discard(self) -> None:
+        self.close()
+        self.transfer.discard()
 
 
 class Ingest:
@@ -175,9 +193,13 @@ class Ingest:
         on_clock: Callable[[Heartbeat, int], Awaitable[Any]] | None = None,
         metrics: HubMetrics | None = None,
         shared: bool = False,
+        chunk_workers: int = 0,
     ) -> None:
         """``shared``: other hub processes ingest from the same staging folder and database
-        (shared subscription); no transfer state is then kept between messages."""
+        (shared subscription); no transfer state is then kept between messages.
+        ``chunk_workers``: helper processes that check, decrypt and stage chunks (see
+        :mod:`.chunkwork`); 0 does that work on the event loop's thread. Not used when
+        ``shared`` (each message there reloads its transfer from disk)."""
         self.hub_id = hub_id
         self.shared = shared
         self.sessions = sessions
@@ -196,6 +218,8 @@ class Ingest:
         self._active_until: dict[str, float] = {}
         self._to_record: list[_ToRecord] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._workers = [] if shared else [ChunkWorker(box_key) for _ in range(chunk_workers)]
+        self._next_worker = 0
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -290,7 +314,7 @@ class Ingest:
                     raise Refused("hub_storage_full", "hub staging disk is full; retry later",
                                   fatal=False, segment_id=m.segment_id) from None
                 opener = Opener(self.box_key, m.encryption, m.segment_id) if m.encryption else None
-                current = self._open[key] = _Open(transfer, opener)
+                current = self._open[key] = self._attach(_Open(transfer, opener))
                 log.info("segment %s of %s announced: %d bytes in %d chunks", m.segment_id,
                          m.device_id, m.length, m.chunk_count)
             if current.transfer.complete:
@@ -334,7 +358,7 @@ class Ingest:
         """Remove what a crash between the row commit and the clean-up left in staging."""
         entry = self._open.pop(key, None)
         if entry is not None:
-            entry.transfer.close()
+            entry.close()
         root = self._staging(key)
         if not root.exists():
             return
@@ -357,7 +381,17 @@ class Ingest:
             return None
         m = transfer.manifest
         opener = Opener(self.box_key, m.encryption, m.segment_id) if m.encryption else None
-        self._open[key] = entry = _Open(transfer, opener)
+        self._open[key] = entry = self._attach(_Open(transfer, opener))
+        return entry
+
+    def _attach(self, entry: _Open) -> _Open:
+        """Give a transfer to a chunk worker (if there are any and one can take it)."""
+        if self._workers:
+            worker = self._workers[self._next_worker % len(self._workers)]
+            self._next_worker += 1
+            tid = worker.open(entry.transfer)
+            if tid is not None:
+                entry.worker, entry.tid = worker, tid
         return entry
 
     def _release(self, key: tuple[str, str]) -> None:
@@ -366,7 +400,7 @@ class Ingest:
         if self.shared:
             entry = self._open.pop(key, None)
             if entry is not None:
-                entry.transfer.close()
+                entry.close()
 
     async def _lock(self, key: tuple[str, str], *, create: bool) -> TransferLock | None:
         """The transfer's exclusive lock (None: the transfer is gone). Polls, never blocks the
@@ -416,12 +450,9 @@ class Ingest:
             raise Refused("chunk_length", f"chunk {chunk.index} has {len(chunk.data)} bytes, "
                           f"expected {expected}", fatal=False, segment_id=m.segment_id)
         try:
-            # On the event loop's thread: hashing, decrypting and writing 256 KiB takes a few
-            # hundred microseconds of C code, less than handing the chunk to a worker thread
-            # and back would cost (see mqtt.py).
-            self._store_chunk(entry, chunk)
+            await self._stage_chunk(entry, chunk)
         except EnvelopeError as exc:
-            t.discard()
+            entry.discard()
             self._open.pop(key, None)
             raise Refused("tampered", f"{exc.reason}; the segment was discarded", fatal=True,
                           segment_id=m.segment_id) from None
@@ -440,11 +471,11 @@ class Ingest:
         lock = await self._lock(key, create=False)
         if lock is None:
             self._open.pop(key, None)
-            entry.transfer.close()
+            entry.close()
             return
         try:
             if self.shared:
-                entry.transfer.close()
+                entry.close()
                 self._open.pop(key, None)
                 fresh = self._load(key)
                 if fresh is None or not fresh.transfer.complete:
@@ -464,6 +495,27 @@ class Ingest:
         log.info("replay: chunk %d of %s from %s %s; ignored", chunk.index, chunk.segment_id,
                  chunk.device_id, why, extra={"replay": "chunk", "device": chunk.device_id})
 
+    async def _stage_chunk(self, entry: _Open, chunk: Chunk) -> None:
+        """Check, open and stage a chunk: in the transfer's chunk worker if it has one, else
+        (or if that worker is gone) here on the event loop's thread."""
+        if entry.worker is not None:
+            t = entry.transfer
+            try:
+                await entry.worker.chunk(entry.tid, chunk.index, chunk.data, chunk.sha256,
+                                         chunk.index == t.count - 1)
+            except ChunkHashMismatch:
+                raise Refused("chunk_hash", f"chunk {chunk.index} does not match its hash",
+                              fatal=False, segment_id=chunk.segment_id) from None
+            except WorkerGone as exc:
+                # the rest of this transfer is staged here; its hash is then read from disk
+                log.warning("segment %s: %s; staging its chunks on the event loop",
+                            chunk.segment_id, exc)
+                entry.detach()
+            else:
+                t.mark(chunk.index)
+                return
+        self._store_chunk(entry, chunk)
+
     @staticmethod
     def _store_chunk(entry: _Open, chunk: Chunk) -> None:
         if hashlib.sha256(chunk.data).digest() != chunk.sha256:
@@ -477,6 +529,18 @@ class Ingest:
 
     # -- completion --------------------------------------------------------------------------
 
+    async def _digest(self, entry: _Open) -> bytes:
+        """SHA-256 of the staged segment, from whichever running hash covers most of it."""
+        t = entry.transfer
+        if entry.worker is not None:
+            try:  # the worker's running hash, plus what that did not cover, read from the file
+                return await entry.worker.digest(entry.tid)
+            except WorkerGone:
+                entry.detach()
+        if t.fully_hashed:
+            return t.digest()  # every chunk went through the running hash: nothing to read
+        return await asyncio.to_thread(t.digest)
+
     async def _finish(self, key: tuple[str, str], entry: _Open) -> None:
         t, m, signed = entry.transfer, entry.transfer.manifest, entry.transfer.signed
         size = t.size()  # a stat
@@ -488,24 +552,22 @@ class Ingest:
             log.warning("segment %s: content already in the store, recording it",
                         m.segment_id)
             digest, size = m.sha256, m.length
-        elif t.fully_hashed:
-            digest = t.digest()  # every chunk went through the running hash: nothing to read
         else:
-            digest = await asyncio.to_thread(t.digest)
+            digest = await self._digest(entry)
         if digest != m.sha256 or size != m.length:
-            entry.transfer.discard()
+            entry.discard()
             self._open.pop(key, None)
             raise Refused("content_mismatch", "assembled content does not match the signed "
                           "manifest (hash or length); the segment was discarded", fatal=True,
                           segment_id=m.segment_id)
-        t.close()
+        entry.close()
         # From here on the transfer is closed: whatever happens, forget the open entry so a
         # retry reloads it from the staging folder instead of using closed descriptors.
         self._open.pop(key, None)
         try:
             await self._check_active(m.device_id)  # revoked while the chunks were arriving?
         except Refused:
-            entry.transfer.discard()
+            entry.discard()
             raise
         # (checked again in the transaction that records the segment, which is what counts;
         # this early check, at most REVOCATION_TTL old, only spares the store a blob no row
@@ -537,7 +599,7 @@ class Ingest:
         try:
             await self._record(_ToRecord(m, values))
         except Refused:
-            entry.transfer.discard()  # revoked between the check above and this transaction
+            entry.discard()  # revoked between the check above and this transaction
             raise
         except DBIntegrityError:
             # Another worker stored it first (shared subscriptions): answer with its receipt.
@@ -557,7 +619,7 @@ class Ingest:
             if self.on_stored is not None:
                 # Deadlines, gap checks and auto-links must not delay the receipt.
                 self._spawn(self.on_stored(row), f"on-stored-{m.segment_id}")
-        entry.transfer.discard()
+        entry.discard()
         self._open.pop(key, None)
         await self._reply(m.device_id, receipt_wire)
 
@@ -719,5 +781,7 @@ class Ingest:
 
     def close(self) -> None:
         for entry in self._open.values():
-            entry.transfer.close()
+            entry.close()
         self._open.clear()
+        for worker in self._workers:
+            worker.shutdown()

@@ -59,7 +59,7 @@ class HubService:
             publish=self.bridge.publish, metrics=self.metrics,
             on_stored=self.oversight.on_stored, on_heartbeat=self.oversight.on_heartbeat,
             on_clock=self.timesync.on_heartbeat,
-            shared=b.share_group is not None,
+            shared=b.share_group is not None, chunk_workers=cfg.ingest.chunk_workers,
         )
 
     def _broker_state(self, up: bool) -> None:  # called on the event loop by the bridge

@@ -122,12 +122,28 @@ class Transfer:
     def write(self, index: int, plaintext: bytes) -> None:
         pwrite_all(self._data_fd, plaintext, index * self.manifest.chunk_size)
         pwrite_all(self._have_fd, b"\x01", index)
-        if not self.have[index]:
-            self.have[index] = 1
-            self.received += 1
+        self.mark(index)
         if not self.shared and index == self._hashed_upto:
             self._hasher.update(plaintext)
             self._hashed_upto += 1
+
+    def mark(self, index: int) -> None:
+        """Count chunk ``index`` as received: its data and its ``have`` byte are on disk
+        (written by :meth:`write`, or by a chunk worker through :meth:`dup_fds`)."""
+        if not self.have[index]:
+            self.have[index] = 1
+            self.received += 1
+
+    def dup_fds(self) -> list[int]:
+        """New descriptors of the data file and the ``have`` map, for a chunk worker (which
+        writes chunks the way :meth:`write` does, and keeps its own running hash)."""
+        fds = [os.dup(self._data_fd)]
+        try:
+            fds.append(os.dup(self._have_fd))
+        except OSError:
+            os.close(fds[0])
+            raise
+        return fds
 
     @property
     def fully_hashed(self) -> bool:
