@@ -122,15 +122,17 @@ def main() -> int:
                 next_restart = run_start + args.restart_every
             try:
                 rss, fds = hub.rss_bytes(), hub.open_files()
+                worker_rss = hub.worker_rss_bytes()
             except FileNotFoundError:
                 continue
             stored = sum(up.stats.uploaded for up in uploaders)
             samples.append({"t": round(now - t0, 1), "run": run_no,
                             "run_t": round(now - run_start, 1), "rss_mb": rss / 2**20,
-                            "open_files": fds, "sealed": sealed, "receipted": stored})
+                            "worker_rss_mb": worker_rss / 2**20, "open_files": fds, "sealed": sealed, "receipted": stored})
             if len(samples) % 30 == 0:
                 s = samples[-1]
                 print(f"  t={s['t']:6.0f}s run {run_no} rss={s['rss_mb']:.1f} MB "
+                      f"(chunk worker {s['worker_rss_mb']:.1f} MB) "
                       f"fds={fds} sealed={sealed} receipted={stored}", flush=True)
             time.sleep(2.0)
         stop.set()
@@ -167,12 +169,14 @@ def main() -> int:
             f"{warm[-1]['rss_mb']:.1f}",
             f"{slope_per_minute([(s['run_t'], s['rss_mb']) for s in warm]):+.2f}",
             f"{slope_per_minute([(s['run_t'], s['rss_mb']) for s in late]):+.3f}",
+            f"{warm[0]['worker_rss_mb']:.1f}-{warm[-1]['worker_rss_mb']:.1f}",
             f"{min(s['open_files'] for s in warm):.0f}-{max(s['open_files'] for s in warm):.0f}",
             f"{slope_per_minute([(s['run_t'], s['open_files']) for s in warm]):+.2f}",
         ))
     print()
     print(table(summary, ("hub run", "seconds", "RSS after warm-up MB", "RSS at end MB",
-                          "RSS slope MB/min", "2nd half", "open files", "fd slope /min")))
+                          "RSS slope MB/min", "2nd half", "worker RSS MB", "open files",
+                          "fd slope /min")))
     print(f"\nsealed {sealed}, stored {stored_ok} (rows {len(rows)}), lost {lost}, "
           f"hub restarts {restarts}, drained {drained}")
     print(f"samples: {csv_path}")

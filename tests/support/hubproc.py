@@ -165,3 +165,27 @@ class HubProcess:
 
     def open_files(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def worker_pids(self) -> list[int]:
+        """The hub's child processes (its chunk workers)."""
+        pids: list[int] = []
+        for task in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                with open(f"/proc/{self.pid}/task/{task}/children") as f:
+                    pids += [int(p) for p in f.read().split()]
+            except FileNotFoundError:
+                continue
+        return pids
+
+    def worker_rss_bytes(self) -> int:
+        """Resident memory of the chunk workers (their shared slot memory, mapped by the hub
+        too, is counted in both)."""
+        total = 0
+        for pid in self.worker_pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    total += next((int(line.split()[1]) * 1024 for line in f
+                                   if line.startswith("VmRSS:")), 0)
+            except FileNotFoundError:
+                continue
+        return total
