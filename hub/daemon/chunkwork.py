@@ -235,6 +235,9 @@ class ChunkWorker:
     every ``RESPAWN_AFTER`` seconds."""
 
     RESPAWN_AFTER = 5.0
+    #: A worker that leaves a request unanswered this long (hung, stopped) is killed and
+    #: replaced; its chunks are then done on the event loop.
+    ANSWER_TIMEOUT = 60.0
 
     def __init__(self, box_key: X25519PrivateKey, *, slots: int = 32,
                  slot_bytes: int = SLOT_BYTES) -> None:
@@ -252,7 +255,9 @@ class ChunkWorker:
         self._view: memoryview | None = None
         self._free: list[int] = []
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
-        self._pending: dict[int, tuple[asyncio.Future[bytes], int]] = {}  # req -> (answer, slot)
+        # request id -> (its answer, its slot or -1, when it was sent)
+        self._pending: dict[int, tuple[asyncio.Future[bytes], int, float]] = {}
+        self._watchdog: asyncio.TimerHandle | None = None
         self._outbox: list[tuple[bytes, list[int]]] = []
         self._tids: set[int] = set()  # transfers open in the current worker
         self._next_spawn = 0.0
@@ -294,9 +299,25 @@ class ChunkWorker:
         self._tids.clear()
         self.started += 1
         loop.add_reader(ours.fileno(), self._on_readable)
+        self._watchdog = loop.call_later(self._watch_every, self._watch)
         self._send(_HEAD.pack(_KEY, 0, 0) + self._key)
         log.info("chunk worker started (pid %d, %d slots of %d bytes)", proc.pid, self.slots,
                  self.slot_bytes)
+
+    @property
+    def _watch_every(self) -> float:
+        return min(5.0, self.ANSWER_TIMEOUT / 4)
+
+    def _watch(self) -> None:
+        """Kill a worker that stopped answering (a request older than ``ANSWER_TIMEOUT``)."""
+        self._watchdog = None
+        if self._sock is None or self._loop is None:
+            return
+        now = time.monotonic()
+        if any(now - sent > self.ANSWER_TIMEOUT for _f, _s, sent in self._pending.values()):
+            self._gone(f"no answer for {self.ANSWER_TIMEOUT:.0f} s")
+            return
+        self._watchdog = self._loop.call_later(self._watch_every, self._watch)
 
     def _gone(self, why: str) -> None:
         """The worker is gone (or must go): fail everything in flight, reap the process."""
@@ -313,13 +334,16 @@ class ChunkWorker:
             self._loop.remove_reader(sock.fileno())
             self._loop.remove_writer(sock.fileno())
         self._writing = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         sock.close()
         for _msg, fds in self._outbox:
             for fd in fds:
                 os.close(fd)
         self._outbox.clear()
         pending, self._pending = self._pending, {}
-        for fut, _slot in pending.values():
+        for fut, _slot, _sent in pending.values():
             if not fut.done():
                 fut.set_exception(WorkerGone("the chunk worker stopped"))
         self._tids.clear()
@@ -403,7 +427,7 @@ class ChunkWorker:
             waiting = self._pending.pop(req, None)
             if waiting is None:
                 continue
-            fut, slot = waiting
+            fut, slot, _sent = waiting
             if slot >= 0:
                 self._release(slot)
             if fut.done():
@@ -445,7 +469,7 @@ class ChunkWorker:
 
     async def _ask(self, msg: bytes, req: int, slot: int = -1) -> bytes:
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[req] = (fut, slot)
+        self._pending[req] = (fut, slot, time.monotonic())
         try:
             self._send(msg)
         except WorkerGone:

@@ -327,3 +327,21 @@ def test_shutdown_ends_the_worker_and_its_help(tmp_path, pki):
     out = subprocess.run([sys.executable, "-m", "lerec.hub.daemon.chunkwork", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "chunk worker" in out
+
+
+def test_a_hung_worker_is_replaced_and_its_chunk_done_on_the_loop(env):
+    """A worker that stops answering (here: SIGSTOP) is killed after ``ANSWER_TIMEOUT``; the
+    chunk it held is staged on the event loop and the segment is stored exactly."""
+    env.worker.ANSWER_TIMEOUT = 0.4
+    content, manifest, chunks = env.segment("rec-a", 30_000)
+    env.send("rec-a", "manifest", manifest)
+    env.send("rec-a", "chunk", chunks[0])
+    pid = env.worker.pid
+    os.kill(pid, signal.SIGSTOP)
+    env.send("rec-a", "chunk", chunks[1])  # returns once the watchdog gave up on the worker
+    assert env.worker.deaths == 1 and env.worker.pid is None
+    assert not os.path.exists(f"/proc/{pid}"), "the hung worker was killed and reaped"
+    for c in chunks[2:]:
+        env.send("rec-a", "chunk", c)
+    assert _receipted(env, "rec-a", chunks[0].segment_id)
+    assert env.stored_content(chunks[0].segment_id) == content
