@@ -135,7 +135,8 @@ def ingest_env(pki, tmp_path):
     store = LocalBlobStore(tmp_path / "store")
     ingest = Ingest(hub_id="hub", sessions=sessions, store=store,
                     signing_key=keys.ed25519_private(pki.hub_signing_key.read_bytes()),
-                    box_key=keys.x25519_private(pki.hub_box_key.read_bytes()), publish=publish)
+                    box_key=keys.x25519_private(pki.hub_box_key.read_bytes()), publish=publish,
+                    chunk_workers=1)  # as deployed: chunks are staged by a worker process
     counter = Counter()
     logging.getLogger("lerec.hub.daemon.ingest").addHandler(counter)
     try:
@@ -199,6 +200,8 @@ def test_fuzz_ingest_in_process(ingest_env, pki, tmp_path):
     assert counter.rejections == rejected, "every rejection is logged with its reason"
     # Counted recognisably: replays of valid messages are not rejections.
     assert ingest.stats.chunks_replayed + ingest.stats.manifests_replayed > 0
+    worker = ingest._workers[0]
+    assert worker.chunks > 0 and worker.deaths == 0, "the chunk worker took it all and stayed up"
     print(f"fuzz: {handled} messages in {elapsed:.1f}s, {rejected} rejected "
           f"({len(ingest.stats.rejected)} reasons), {stored} segments stored, "
           f"{ingest.stats.manifests_replayed} manifest / {ingest.stats.chunks_replayed} chunk "
