@@ -176,7 +176,8 @@ def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path, usage:
 
 
 def start_hub(pki, port: int, root: Path, devices: list[str],
-              client_id: str = "lerec-hub-bench") -> subprocess.Popen:
+              client_id: str = "lerec-hub-bench",
+              chunk_workers: int | None = None) -> subprocess.Popen:
     # (a client id of its own per hub: a persistent session of an earlier hub would hold
     # the baseline's chunks, queued while it was away)
     cfg = hub_config(pki, port, root, client_id=client_id)
@@ -207,7 +208,7 @@ ca = "{cfg.broker.ca}"
 cert = "{cfg.broker.cert}"
 key = "{cfg.broker.key}"
 client_id = "{client_id}"
-""")
+""" + ("" if chunk_workers is None else f"[ingest]\nchunk_workers = {chunk_workers}\n"))
     proc = subprocess.Popen([str(Path(sys.executable).parent / "lerec-hub"), "--config",
                              str(root / "hub.toml"), "run"],
                             stdout=open(root / "hub.log", "wb"), stderr=subprocess.STDOUT)
@@ -351,6 +352,9 @@ def main() -> None:
     ap.add_argument("--recorders", type=int, default=20)
     ap.add_argument("--segments", type=int, default=3, help="segments per recorder")
     ap.add_argument("--mb", type=float, default=8, help="segment size in MB")
+    ap.add_argument("--inline", action="store_true",
+                    help="a fourth path: the hub with its chunk work on the event loop's thread "
+                         "(ingest.chunk_workers = 0), for comparison")
     ap.add_argument("--rounds", type=int, default=5,
                     help="rounds of the three paths (every other round in reverse order); "
                          "the median ratio is reported")
@@ -378,9 +382,11 @@ def main() -> None:
                                           for d in devices for r in rows[d]))
     results: list[tuple[float, float, list[float]]] = []
     required: list[tuple[float, float]] = []
+    inline: list[tuple[float, float, list[float], float]] = []
     with Broker(pki, root / "broker") as broker:
         for r in range(args.rounds):
-            use = {name: Usage(broker.proc.pid) for name in ("bare", "required", "hub")}
+            use = {name: Usage(broker.proc.pid)
+                   for name in ("bare", "required", "hub", "inline")[:4 if args.inline else 3]}
 
             def bare() -> tuple[float, float]:
                 return baseline(pki, broker.port, flat, root / "baseline.bin", use["bare"])
@@ -389,24 +395,29 @@ def main() -> None:
                 return baseline(pki, broker.port, flat, root / "required", use["required"],
                                 manifests)
 
-            def hub_path(r: int = r) -> tuple[float, list[float], float]:
+            def hub_path(r: int = r, inline: bool = False) -> tuple[float, list[float], float]:
                 # a fresh hub (database, store) each round, fed the same sealed segments
-                hub = start_hub(pki, broker.port, root / f"hub{r}", devices,
-                                client_id=f"lerec-hub-bench-{r}")
+                name = f"hub{r}" + ("-inline" if inline else "")
+                hub = start_hub(pki, broker.port, root / name, devices,
+                                client_id=f"lerec-{name}", chunk_workers=0 if inline else None)
+                u = use["inline" if inline else "hub"]
                 try:
                     wait_hub_ready(pki, broker.port, devices[0])
                     cpu0, main0 = tree_cpu_seconds(hub.pid), cpu_seconds(hub.pid)
                     hub_time, latencies = through_hub(pki, broker.port, stores, rows,
-                                                      payloads, use["hub"], accept=r == 0)
-                    use["hub"].hub_main = cpu_seconds(hub.pid) - main0
+                                                      payloads, u, accept=r == 0 and not inline)
+                    u.hub_main = cpu_seconds(hub.pid) - main0
                     return hub_time, latencies, tree_cpu_seconds(hub.pid) - cpu0
                 finally:
                     hub.terminate()
                     hub.wait(30)
-                    end_session(pki, broker.port, f"lerec-hub-bench-{r}")
+                    end_session(pki, broker.port, f"lerec-{name}")
+
+            def hub_inline() -> tuple[float, list[float], float]:
+                return hub_path(inline=True)
 
             # every other round in the opposite order, so no path always runs first
-            order = [bare, required_only, hub_path]
+            order = [bare, required_only, hub_path] + ([hub_inline] if args.inline else [])
             out: dict[Any, Any] = {}
             for path in order if r % 2 == 0 else order[::-1]:
                 os.sync()  # every path starts with nothing left to write back
@@ -426,6 +437,13 @@ def main() -> None:
                   f"{statistics.median(latencies) * 1000:.0f} ms, p95 "
                   f"{pct(latencies, 0.95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms",
                   flush=True)
+            if args.inline:
+                t_in, lat_in, cpu_in = out[hub_inline]
+                inline.append((base, t_in, lat_in, cpu_in))
+                print(f"  hub with chunks on the event loop: {t_in:.2f} s, ratio "
+                      f"{base / t_in:.2f}, CPU {cpu_in:.2f} s; last chunk->receipt p50 "
+                      f"{statistics.median(lat_in) * 1000:.0f} ms, p95 "
+                      f"{pct(lat_in, 0.95) * 1000:.0f} ms", flush=True)
             print("  machine (cores busy of %d; broker, senders CPU s): %s" % (
                 os.cpu_count() or 0, ", ".join(
                     f"{name} {u.busy:.2f}; {u.broker:.2f}, {u.senders:.2f}"
@@ -452,6 +470,13 @@ def main() -> None:
     print(table(rows_out, header))
     print(f"throughput ratio hub/bare = {statistics.median(ratios):.2f} (median; rounds: "
           f"{', '.join(f'{x:.2f}' for x in ratios)})  (target >= 0.8)")
+    if inline:
+        in_ratios = sorted(b / t for b, t, _l, _c in inline)
+        print(f"hub with chunks on the event loop (chunk_workers = 0) / bare = "
+              f"{statistics.median(in_ratios):.2f} (median; rounds: "
+              f"{', '.join(f'{x:.2f}' for x in in_ratios)}); p95 last chunk->receipt "
+              f"{statistics.median(pct(l, 0.95) for _b, _t, l, _c in inline) * 1000:.0f} ms "
+              "(median of rounds)")
     print(f"required work only / bare = {statistics.median(req_ratios):.2f} (median; rounds: "
           f"{', '.join(f'{x:.2f}' for x in req_ratios)}): a subscriber doing nothing but the "
           f"hashing, decryption and fsync every hub must do")
