@@ -9,7 +9,8 @@ cost more than the hashing saves. A process has a GIL of its own.
 
 The channel is one ``AF_UNIX``/``SOCK_SEQPACKET`` socket pair (one record per message; file
 descriptors travel with ``SCM_RIGHTS``) and one shared memory region (a ``memfd``) of ``slots``
-chunk-sized slots. The loop copies a chunk's ciphertext into a free slot and sends a short
+chunk-sized slots (8 by default: enough to keep the worker busy; a chunk that finds none free
+waits for one). The loop copies a chunk's ciphertext into a free slot and sends a short
 request; the worker checks the chunk's hash, opens it, writes it and answers with a status. A
 slot is reused only after its answer has arrived.
 
@@ -195,7 +196,10 @@ def serve(sock: socket.socket, slots: memoryview, slot_bytes: int) -> None:
         except Exception as exc:
             status, extra = FAILED, repr(exc).encode()
         if req:
-            sock.sendall(_ANSWER.pack(req, status, err) + extra[:_MAX_RECORD - _ANSWER.size])
+            try:
+                sock.sendall(_ANSWER.pack(req, status, err) + extra[:_MAX_RECORD - _ANSWER.size])
+            except OSError:
+                return  # the hub is gone
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("slot_bytes", type=int, help="bytes per slot")
     ap.add_argument("slots", type=int, help="number of slots")
     args = ap.parse_args(argv)
-    # Ctrl-C in a terminal reaches the whole process group: the hub shuts down in order and
-    # then closes this worker's socket, which ends it.
+    # Ctrl-C in a terminal reaches the whole process group, and systemd signals every process
+    # of the service: the hub shuts down in order (its chunks in flight still answered here)
+    # and then closes this worker's socket, which ends it. If the hub dies, so does the socket.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=args.sock_fd)
     with mmap.mmap(args.shm_fd, args.slot_bytes * args.slots) as shm:
         os.close(args.shm_fd)
@@ -239,7 +245,7 @@ class ChunkWorker:
     #: replaced; its chunks are then done on the event loop.
     ANSWER_TIMEOUT = 60.0
 
-    def __init__(self, box_key: X25519PrivateKey, *, slots: int = 32,
+    def __init__(self, box_key: X25519PrivateKey, *, slots: int = 8,
                  slot_bytes: int = SLOT_BYTES) -> None:
         self._key = box_key.private_bytes(serialization.Encoding.Raw,
                                           serialization.PrivateFormat.Raw,
@@ -264,6 +270,7 @@ class ChunkWorker:
         self.started = 0  # processes started (a restart counts)
         self.deaths = 0
         self.chunks = 0  # chunks staged by a worker
+        self.slot_waits = 0  # chunks that found no free slot
 
     # -- process -------------------------------------------------------------------------------
 
@@ -279,6 +286,7 @@ class ChunkWorker:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         memfd = os.memfd_create("lerec-chunk-slots", os.MFD_CLOEXEC)
+        shm = None
         try:
             os.ftruncate(memfd, self.slot_bytes * self.slots)
             shm = mmap.mmap(memfd, self.slot_bytes * self.slots)
@@ -288,6 +296,8 @@ class ChunkWorker:
                 pass_fds=(theirs.fileno(), memfd), stdin=subprocess.DEVNULL)
         except BaseException:
             ours.close()
+            if shm is not None:
+                shm.close()
             raise
         finally:
             theirs.close()
@@ -455,6 +465,7 @@ class ChunkWorker:
 
     async def _take_slot(self, tid: int) -> int:
         while not self._free:
+            self.slot_waits += 1
             w: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._slot_waiters.append(w)
             try:

@@ -345,3 +345,25 @@ def test_a_hung_worker_is_replaced_and_its_chunk_done_on_the_loop(env):
         env.send("rec-a", "chunk", c)
     assert _receipted(env, "rec-a", chunks[0].segment_id)
     assert env.stored_content(chunks[0].segment_id) == content
+
+
+def test_chunks_wait_for_a_free_slot(env):
+    """More recorders send at once than there are slots: chunks queue for a slot, none is
+    overwritten while the worker still reads it."""
+    env.worker.slots = 1
+    segs = {d: env.segment(d, 40_000) for d in DEVICES}
+    for d, (_content, manifest, _chunks) in segs.items():
+        env.send(d, "manifest", manifest)
+
+    async def both():
+        async def one(d):
+            for c in segs[d][2]:
+                await env.ingest.handle(topics.device_topic(d, "chunk"), encode_message(c))
+        await asyncio.gather(*(one(d) for d in DEVICES))
+
+    env.run(both())
+    for d, (content, _manifest, chunks) in segs.items():
+        assert _receipted(env, d, chunks[0].segment_id)
+        assert env.stored_content(chunks[0].segment_id) == content
+    assert env.worker.chunks == sum(len(s[2]) for s in segs.values())
+    assert env.worker.slot_waits > 0, "the second recorder's chunks did wait"
