@@ -47,6 +47,11 @@ class HubMetrics:
             "lerec_broker_connected", "1 while connected to the broker", registry=r)
         self.transfers_open = Gauge(
             "lerec_transfers_open", "Segments being received (staging)", registry=r)
+        self.chunk_workers = Gauge(
+            "lerec_chunk_workers_running", "Chunk worker processes running", registry=r)
+        self.chunk_worker_failures = Gauge(
+            "lerec_chunk_worker_failures", "Chunk workers that died or hung since the hub "
+            "started (their chunks were staged on the event loop)", registry=r)
         self.last_seen = Gauge(
             "lerec_device_last_seen_timestamp_seconds", "Last message from a recorder (Unix s)",
             ["device"], registry=r)

@@ -779,6 +779,10 @@ class Ingest:
                 continue
         return n
 
+    def chunk_workers(self) -> tuple[int, int]:
+        """Chunk worker processes running now, and how many died or hung so far."""
+        return (sum(w.alive for w in self._workers), sum(w.deaths for w in self._workers))
+
     def close(self) -> None:
         for entry in self._open.values():
             entry.close()

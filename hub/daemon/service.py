@@ -97,6 +97,9 @@ class HubService:
         while True:
             try:
                 self.metrics.transfers_open.set(await asyncio.to_thread(self.ingest.open_transfers))
+                running, failed = self.ingest.chunk_workers()
+                self.metrics.chunk_workers.set(running)
+                self.metrics.chunk_worker_failures.set(failed)
                 await refresh_fleet_gauges(self.metrics, self.sessions)
             except Exception:
                 log.exception("could not refresh fleet gauges")
