@@ -64,8 +64,10 @@ def baseline(pki, port: int, device: str, payloads: list[bytes], out_dir: Path, 
     return elapsed
 
 
-def hub_process(pki, port: int, root: Path, client_id: str, devices: tuple[str, ...]):
-    """The hub daemon as its own process, as deployed (lerec-hub run)."""
+def hub_process(pki, port: int, root: Path, client_id: str, devices: tuple[str, ...],
+                chunk_workers: int | None = None):
+    """The hub daemon as its own process, as deployed (lerec-hub run); ``chunk_workers``
+    overrides the configured default."""
     cfg = hub_config(pki, port, root, client_id=client_id)
     root.mkdir(parents=True, exist_ok=True)
     (root / "hub.toml").write_text(
@@ -82,7 +84,7 @@ ca = "{cfg.broker.ca}"
 cert = "{cfg.broker.cert}"
 key = "{cfg.broker.key}"
 client_id = "{client_id}"
-""")
+""" + ("" if chunk_workers is None else f"[ingest]\nchunk_workers = {chunk_workers}\n"))
     hub_bin = str(Path(sys.executable).parent / "lerec-hub")
     for d in devices:
         files = pki.device(d)
@@ -94,8 +96,10 @@ client_id = "{client_id}"
     return proc
 
 
-def through_hub(pki, port: int, store, row, payloads: list[bytes], r: int) -> float:
-    """Announce, send the same chunk messages with the same sender, wait for the receipt."""
+def through_hub(pki, port: int, store, row, payloads: list[bytes], r: int | str,
+                accept: bool = True) -> float:
+    """Announce, send the same chunk messages with the same sender, wait for the receipt
+    (``accept``: hand it to the recorder's store, which then forgets the segment)."""
     device = store.device_id
     replies: queue.Queue = queue.Queue()
     pub = raw_client(pki, device, port, client_id=f"bench-hubpath-{r}")
@@ -114,7 +118,8 @@ def through_hub(pki, port: int, store, row, payloads: list[bytes], r: int) -> fl
     elapsed = time.perf_counter() - t0
     assert isinstance(receipt, Signed), receipt
     receipt.verify(hub_key)
-    store.accept_receipt(receipt.wire)
+    if accept:
+        store.accept_receipt(receipt.wire)
     pub.disconnect()
     pub.loop_stop()
     return elapsed
@@ -124,18 +129,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mb", type=int, default=200, help="segment size in MB (default 200)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    ap.add_argument("--inline", action="store_true",
+                    help="also time a hub with its chunk work on the event loop's thread "
+                         "(ingest.chunk_workers = 0), for comparison")
     args = ap.parse_args()
     root = workdir("upload")
     pki = make_pki(root / "pki", devices=("rec-a",))
     size = args.mb * 1_000_000
     rows = []
-    hub_times, base_times = [], []
+    hub_times, base_times, inline_times = [], [], []
     with Broker(pki, root / "broker") as broker:
         for r in range(args.rounds):
             store = make_store(pki, "rec-a", root / f"rec-{r}", chunk_size=1024 * 1024)
             row = store.seal(fake_segment(store, size, start=dt.datetime.now(dt.UTC)))
             payloads = chunk_payloads(store, row)
             base_times.append(baseline(pki, broker.port, "rec-a", payloads, root, r))
+            if args.inline:
+                hub = hub_process(pki, broker.port, root / f"hub-{r}-inline",
+                                  f"lerec-hub-bench-{r}-inline", ("rec-a",), chunk_workers=0)
+                try:
+                    wait_hub_ready(pki, broker.port, "rec-a", f"bench-probe-{r}-inline")
+                    inline_times.append(through_hub(pki, broker.port, store, row, payloads,
+                                                    f"{r}-inline", accept=False))
+                finally:
+                    hub.terminate()
+                    hub.wait(30)
             hub = hub_process(pki, broker.port, root / f"hub-{r}", f"lerec-hub-bench-{r}",
                               ("rec-a",))
             try:
@@ -146,11 +164,17 @@ def main() -> None:
                 hub.wait(30)
             rows.append((str(r + 1), f"{size / base_times[-1] / 1e6:.0f}",
                          f"{size / hub_times[-1] / 1e6:.0f}",
-                         f"{base_times[-1] / hub_times[-1]:.2f}"))
+                         f"{base_times[-1] / hub_times[-1]:.2f}")
+                        + ((f"{size / inline_times[-1] / 1e6:.0f}",
+                            f"{base_times[-1] / inline_times[-1]:.2f}") if args.inline else ()))
     ratio = median(base_times) / median(hub_times)
     print(f"\nUpload of one {args.mb} MB segment (1 MiB chunks, QoS 1, window 16, mutual TLS 1.3)")
-    print(table(rows, ("round", "bare subscriber MB/s", "through hub MB/s", "ratio")))
+    print(table(rows, ("round", "bare subscriber MB/s", "through hub MB/s", "ratio")
+                + (("hub, chunks on the loop MB/s", "ratio") if args.inline else ())))
     print(f"median ratio hub/bare = {ratio:.2f}  (target >= 0.8)")
+    if args.inline:
+        print(f"hub with chunks on the event loop (chunk_workers = 0): median ratio "
+              f"{median(base_times) / median(inline_times):.2f}")
 
 
 if __name__ == "__main__":

@@ -282,6 +282,11 @@ class ChunkWorker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self.alive else None
 
+    def start(self) -> None:
+        """Start the worker process now if it is not running (else at :meth:`open`)."""
+        if self._sock is None:
+            self._spawn()
+
     def _spawn(self) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

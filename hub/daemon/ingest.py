@@ -159,6 +159,7 @@ class _Open:
     opener: Opener | None
     worker: ChunkWorker | None = None  # stages this transfer's chunks (None: the event loop)
     tid: int = 0
+    active_at: float = field(default_factory=time.monotonic)  # last chunk (or creation)
 
     def detach(self) -> None:
         """Stop using the chunk worker for this transfer (the event loop stages the rest)."""
@@ -178,6 +179,14 @@ class _Open:
 class Ingest:
     #: Most segments recorded in one transaction.
     MAX_COMMIT = 64
+    #: A new transfer's chunks go to a chunk worker when at least this many other transfers
+    #: had a chunk within ``BUSY_WINDOW`` seconds. One upload alone is staged on the event
+    #: loop, which has nothing else to do: the chunks of one recorder are handled one after
+    #: another, and a round trip to the worker per chunk would only add to each (measured with
+    #: ``bench_upload.py --inline``). With several at once the loop is the bottleneck and the
+    #: worker adds a core (``bench_ingest_many.py --inline``).
+    OFFLOAD_WITH_OTHERS = 1
+    BUSY_WINDOW = 5.0
 
     def __init__(
         self,
@@ -385,14 +394,28 @@ class Ingest:
         return entry
 
     def _attach(self, entry: _Open) -> _Open:
-        """Give a transfer to a chunk worker (if there are any and one can take it)."""
-        if self._workers:
+        """Give a transfer to a chunk worker if others are being received at the same time
+        (see ``OFFLOAD_WITH_OTHERS``) and a worker can take it."""
+        if self._workers and self._busy(entry) >= self.OFFLOAD_WITH_OTHERS:
             worker = self._workers[self._next_worker % len(self._workers)]
             self._next_worker += 1
             tid = worker.open(entry.transfer)
             if tid is not None:
                 entry.worker, entry.tid = worker, tid
         return entry
+
+    def _busy(self, entry: _Open) -> int:
+        """Other transfers that had a chunk (or began) within ``BUSY_WINDOW`` seconds."""
+        if self.OFFLOAD_WITH_OTHERS <= 0:
+            return 0
+        since = time.monotonic() - self.BUSY_WINDOW
+        return sum(1 for e in self._open.values() if e is not entry and e.active_at >= since)
+
+    async def start(self) -> None:
+        """Start the chunk workers now (they would start with the first transfer needing
+        one): their start-up is then not paid by a recorder, and a failure shows at once."""
+        for worker in self._workers:
+            worker.start()
 
     def _release(self, key: tuple[str, str]) -> None:
         """End of a message. A shared transfer is closed: the next message (maybe at another
@@ -438,6 +461,7 @@ class Ingest:
 
     async def _on_open_chunk(self, key: tuple[str, str], entry: _Open, chunk: Chunk) -> None:
         t, m = entry.transfer, entry.transfer.manifest
+        entry.active_at = time.monotonic()
         if chunk.index >= t.count:
             raise Refused("chunk_out_of_range", f"chunk {chunk.index} is past the announced "
                           f"{t.count} chunks", fatal=False, segment_id=m.segment_id)

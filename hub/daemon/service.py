@@ -111,6 +111,7 @@ class HubService:
         # out of the collector's way, so its generations hold only the ingest's own objects.
         gc.collect()
         gc.freeze()
+        await self.ingest.start()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.bridge.serve(self.ingest.handle), name="ingest")
             tg.create_task(self._monitor(), name="fleet-gauges")

@@ -61,6 +61,8 @@ class Env:
             signing_key=keys.ed25519_private(pki.hub_signing_key.read_bytes()),
             box_key=keys.x25519_private(pki.hub_box_key.read_bytes()), publish=publish,
             chunk_workers=workers)
+        # every transfer to the worker, even one alone (tested on its own below)
+        self.ingest.OFFLOAD_WITH_OTHERS = 0
         self.cards = {d: make_store(pki, d, tmp_path / "cards" / d, chunk_size=4096)
                       for d in DEVICES}
 
@@ -367,3 +369,26 @@ def test_chunks_wait_for_a_free_slot(env):
         assert env.stored_content(chunks[0].segment_id) == content
     assert env.worker.chunks == sum(len(s[2]) for s in segs.values())
     assert env.worker.slot_waits > 0, "the second recorder's chunks did wait"
+
+
+def test_one_upload_alone_stays_on_the_loop_and_concurrent_ones_go_to_the_worker(env):
+    """The default policy: a lone transfer is staged on the event loop (a round trip per chunk
+    would only slow one recorder down); a transfer that begins while another is active goes to
+    the worker."""
+    env.ingest.OFFLOAD_WITH_OTHERS = Ingest.OFFLOAD_WITH_OTHERS
+    assert Ingest.OFFLOAD_WITH_OTHERS == 1
+    content, sid = _upload(env, "rec-a", 20_000)
+    assert _receipted(env, "rec-a", sid) and env.stored_content(sid) == content
+    assert env.worker.chunks == 0 and env.worker.started == 0, "alone: all on the loop"
+
+    a = env.segment("rec-a", 20_000)
+    b = env.segment("rec-b", 20_000)
+    env.send("rec-a", "manifest", a[1])  # alone when it begins: on the loop
+    env.send("rec-b", "manifest", b[1])  # rec-a's transfer is active: to the worker
+    for ca, cb in zip(a[2], b[2]):
+        env.send("rec-a", "chunk", ca)
+        env.send("rec-b", "chunk", cb)
+    for d, (content, _m, chunks) in (("rec-a", a), ("rec-b", b)):
+        assert _receipted(env, d, chunks[0].segment_id)
+        assert env.stored_content(chunks[0].segment_id) == content
+    assert env.worker.chunks == len(b[2]), "only the second, concurrent transfer"

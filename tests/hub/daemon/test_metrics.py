@@ -52,7 +52,7 @@ def test_metrics_endpoint_counts_segments_rejections_replays_and_last_seen(rig):
     assert m[("lerec_verification_failures_total", (("reason", "undecodable"),))] >= 1
     assert m[("lerec_device_last_seen_timestamp_seconds", (("device", "rec-a"),))] > 0
     assert m[("lerec_broker_connected", ())] == 1
-    assert m[("lerec_chunk_workers_running", ())] == 1, "the segment went through a worker"
+    assert m[("lerec_chunk_workers_running", ())] == 1, "started with the hub"
     assert m[("lerec_chunk_worker_failures", ())] == 0
     assert ("lerec_overdue_segments", ()) in m
     assert m[("lerec_gap_segments", (("device", "rec-a"), ("kind", "missing")))] == 0
