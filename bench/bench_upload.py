@@ -143,8 +143,12 @@ def main() -> None:
             store = make_store(pki, "rec-a", root / f"rec-{r}", chunk_size=1024 * 1024)
             row = store.seal(fake_segment(store, size, start=dt.datetime.now(dt.UTC)))
             payloads = chunk_payloads(store, row)
+            # every path starts with nothing left to write back (the sealed segment, the
+            # previous path's 200 MB): otherwise the hub's fsync queues behind that writeback
+            os.sync()
             base_times.append(baseline(pki, broker.port, "rec-a", payloads, root, r))
             if args.inline:
+                os.sync()
                 hub = hub_process(pki, broker.port, root / f"hub-{r}-inline",
                                   f"lerec-hub-bench-{r}-inline", ("rec-a",), chunk_workers=0)
                 try:
@@ -154,6 +158,7 @@ def main() -> None:
                 finally:
                     hub.terminate()
                     hub.wait(30)
+            os.sync()
             hub = hub_process(pki, broker.port, root / f"hub-{r}", f"lerec-hub-bench-{r}",
                               ("rec-a",))
             try:
