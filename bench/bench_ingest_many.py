@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import asyncio
 import datetime as dt
 import queue
 import shutil
@@ -46,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import chunk_payloads, send_window, table, wait_hub_ready
+from support.hubproc import child_pids, enroll, write_hub_toml
 from support.rig import (
     fake_segment,
     hub_config,
@@ -55,8 +55,7 @@ from support.rig import (
 )
 
 from lerec.deploy.broker import Broker
-from lerec.hub import fleet
-from lerec.hub.db import make_engine, migrate, sessionmaker
+from lerec.hub.config import IngestSettings
 from lerec.protocol import Signed, Want, decode_any, keys, topics
 
 CHUNK = 256 * 1024
@@ -178,37 +177,15 @@ def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path, usage:
 def start_hub(pki, port: int, root: Path, devices: list[str],
               client_id: str = "lerec-hub-bench",
               chunk_workers: int | None = None) -> subprocess.Popen:
+    """``lerec-hub run`` with ``devices`` enrolled; ``chunk_workers`` overrides the default."""
     # (a client id of its own per hub: a persistent session of an earlier hub would hold
     # the baseline's chunks, queued while it was away)
-    cfg = hub_config(pki, port, root, client_id=client_id)
+    ingest = IngestSettings() if chunk_workers is None else IngestSettings(
+        chunk_workers=chunk_workers)
+    cfg = hub_config(pki, port, root, client_id=client_id, log_level="WARNING", ingest=ingest)
     root.mkdir(parents=True, exist_ok=True)
-
-    async def enroll() -> None:
-        engine = make_engine(cfg.database_url)
-        await migrate(engine)
-        sessions = sessionmaker(engine)
-        for d in devices:
-            f = pki.device(d)
-            await fleet.enroll(sessions, d, f.signing_pub.read_bytes(), f.cert.read_bytes())
-        await engine.dispose()
-
-    asyncio.run(enroll())
-    url = cfg.database_url.replace("sqlite+aiosqlite", "sqlite").replace("postgresql+asyncpg",
-                                                                         "postgresql")
-    (root / "hub.toml").write_text(f"""hub_id = "hub"
-database_url = "{url}"
-storage_dir = "{cfg.storage_dir}"
-storage_reserve_bytes = 0
-signing_key = "{cfg.signing_key}"
-box_key = "{cfg.box_key}"
-log_level = "WARNING"
-[broker]
-port = {port}
-ca = "{cfg.broker.ca}"
-cert = "{cfg.broker.cert}"
-key = "{cfg.broker.key}"
-client_id = "{client_id}"
-""" + ("" if chunk_workers is None else f"[ingest]\nchunk_workers = {chunk_workers}\n"))
+    enroll(cfg, pki, devices)
+    write_hub_toml(cfg, root / "hub.toml")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "lerec-hub"), "--config",
                              str(root / "hub.toml"), "run"],
                             stdout=open(root / "hub.log", "wb"), stderr=subprocess.STDOUT)
@@ -273,12 +250,11 @@ def cpu_seconds(pid: int) -> float:
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time of a process and its living descendants (the hub and its chunk worker)."""
     total = cpu_seconds(pid)
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                total += tree_cpu_seconds(int(child))
-            except FileNotFoundError:  # exited meanwhile
-                pass
+    for child in child_pids(pid):
+        try:
+            total += tree_cpu_seconds(child)
+        except FileNotFoundError:  # exited meanwhile
+            pass
     return total
 
 
@@ -444,10 +420,10 @@ def main() -> None:
                       f"{base / t_in:.2f}, CPU {cpu_in:.2f} s; last chunk->receipt p50 "
                       f"{statistics.median(lat_in) * 1000:.0f} ms, p95 "
                       f"{pct(lat_in, 0.95) * 1000:.0f} ms", flush=True)
-            print("  machine (cores busy of %d; broker, senders CPU s): %s" % (
-                os.cpu_count() or 0, ", ".join(
-                    f"{name} {u.busy:.2f}; {u.broker:.2f}, {u.senders:.2f}"
-                    for name, u in use.items())), flush=True)
+            phases = ", ".join(f"{name} {u.busy:.2f}; {u.broker:.2f}, {u.senders:.2f}"
+                               for name, u in use.items())
+            print(f"  machine (cores busy of {os.cpu_count() or 0}; broker, senders CPU s): "
+                  f"{phases}", flush=True)
     ratios = sorted(r[0] / r[1] for r in results)
     req_ratios = sorted(res[0] / req[0] for res, req in zip(results, required))
     base, hub_time, latencies, base_cpu, hub_cpu = sorted(

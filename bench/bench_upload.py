@@ -28,9 +28,11 @@ import time
 from pathlib import Path
 
 from common import chunk_payloads, median, send_window, table, wait_hub_ready, workdir
+from support.hubproc import write_hub_toml
 from support.rig import fake_segment, hub_config, make_pki, make_store, raw_client
 
 from lerec.deploy.broker import Broker
+from lerec.hub.config import IngestSettings
 from lerec.protocol import Signed, Want, decode_any, keys, topics
 
 
@@ -68,23 +70,11 @@ def hub_process(pki, port: int, root: Path, client_id: str, devices: tuple[str, 
                 chunk_workers: int | None = None):
     """The hub daemon as its own process, as deployed (lerec-hub run); ``chunk_workers``
     overrides the configured default."""
-    cfg = hub_config(pki, port, root, client_id=client_id)
+    ingest = IngestSettings() if chunk_workers is None else IngestSettings(
+        chunk_workers=chunk_workers)
+    cfg = hub_config(pki, port, root, client_id=client_id, log_level="WARNING", ingest=ingest)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "hub.toml").write_text(
-        f"""hub_id = "hub"
-database_url = "{cfg.database_url.replace('sqlite+aiosqlite', 'sqlite')}"
-storage_dir = "{cfg.storage_dir}"
-storage_reserve_bytes = 0
-signing_key = "{cfg.signing_key}"
-box_key = "{cfg.box_key}"
-log_level = "WARNING"
-[broker]
-port = {port}
-ca = "{cfg.broker.ca}"
-cert = "{cfg.broker.cert}"
-key = "{cfg.broker.key}"
-client_id = "{client_id}"
-""" + ("" if chunk_workers is None else f"[ingest]\nchunk_workers = {chunk_workers}\n"))
+    write_hub_toml(cfg, root / "hub.toml")
     hub_bin = str(Path(sys.executable).parent / "lerec-hub")
     for d in devices:
         files = pki.device(d)

@@ -128,7 +128,8 @@ def main() -> int:
             stored = sum(up.stats.uploaded for up in uploaders)
             samples.append({"t": round(now - t0, 1), "run": run_no,
                             "run_t": round(now - run_start, 1), "rss_mb": rss / 2**20,
-                            "worker_rss_mb": worker_rss / 2**20, "open_files": fds, "sealed": sealed, "receipted": stored})
+                            "worker_rss_mb": worker_rss / 2**20, "open_files": fds,
+                            "sealed": sealed, "receipted": stored})
             if len(samples) % 30 == 0:
                 s = samples[-1]
                 print(f"  t={s['t']:6.0f}s run {run_no} rss={s['rss_mb']:.1f} MB "

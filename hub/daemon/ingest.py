@@ -172,8 +172,8 @@ class _Open:
         self.transfer.close()
 
     def discard(self) -> None:
-        self.close()
-        self.transfer.discard()
+        self.detach()
+        self.transfer.discard()  # (closes it)
 
 
 class Ingest:

@@ -50,6 +50,9 @@ def write_hub_toml(cfg: HubConfig, path: Path) -> Path:
     for k, v in cfg.broker.model_dump().items():
         if v is not None:
             lines.append(f"{k} = {_value(v)}")
+    lines.append("[ingest]")
+    for k, v in cfg.ingest.model_dump().items():
+        lines.append(f"{k} = {_value(v)}")
     lines.append("[storage]")
     lines.append(f"backend = {_value(cfg.storage.backend)}")
     if cfg.storage.s3 is not None:
@@ -157,35 +160,39 @@ class HubProcess:
         self.kill(signal.SIGTERM)
 
     def rss_bytes(self) -> int:
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        return rss_bytes(self.pid)
 
     def open_files(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-    def worker_pids(self) -> list[int]:
-        """The hub's child processes (its chunk workers)."""
-        pids: list[int] = []
-        for task in os.listdir(f"/proc/{self.pid}/task"):
-            try:
-                with open(f"/proc/{self.pid}/task/{task}/children") as f:
-                    pids += [int(p) for p in f.read().split()]
-            except FileNotFoundError:
-                continue
-        return pids
 
     def worker_rss_bytes(self) -> int:
         """Resident memory of the chunk workers (their shared slot memory, mapped by the hub
         too, is counted in both)."""
         total = 0
-        for pid in self.worker_pids():
+        for pid in child_pids(self.pid):
             try:
-                with open(f"/proc/{pid}/status") as f:
-                    total += next((int(line.split()[1]) * 1024 for line in f
-                                   if line.startswith("VmRSS:")), 0)
-            except FileNotFoundError:
+                total += rss_bytes(pid)
+            except FileNotFoundError:  # exited meanwhile
                 continue
         return total
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def child_pids(pid: int) -> list[int]:
+    """The child processes of ``pid`` (for the hub: its chunk workers)."""
+    pids: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return pids
