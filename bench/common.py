@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import statistics
 import sys
 import tempfile
@@ -59,8 +61,13 @@ def wait_hub_ready(pki, port: int, device: str, client_id: str = "bench-probe") 
     assert got, "hub did not come up"
 
 
-def workdir(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"lerec-bench-{prefix}-"))
+def workdir(prefix: str, *, keep: bool = False) -> Path:
+    """A fresh temporary folder, removed when the benchmark exits unless ``keep`` (a run of
+    ``bench_upload`` leaves some 4 GB behind otherwise)."""
+    path = Path(tempfile.mkdtemp(prefix=f"lerec-bench-{prefix}-"))
+    if not keep:
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:

@@ -66,7 +66,7 @@ def main() -> int:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    root = workdir("soak")
+    root = workdir("soak", keep=True)  # its logs, for a look afterwards
     devices = tuple(f"soak-{i:02d}" for i in range(args.recorders))
     pki = make_pki(root / "pki", devices)
     broker = Broker(pki, root / "broker")

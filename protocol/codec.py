@@ -128,7 +128,7 @@ def decode_message(data: bytes | bytearray | memoryview, cls: type[M]) -> M:
         raise TypeError(f"{cls.TYPE} is signed; use decode_signed()")
     layout = _bulk_layout(cls)
     if layout is not None:
-        m = layout.decode(data)  # a chunk: its 256 KiB copied once, not re-encoded
+        m = layout.decode(data)  # a chunk: its 256 KiB not copied (or once), not re-encoded
         if m is not None:
             del m["t"], m["v"]
             return cls.from_map(m)

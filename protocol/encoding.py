@@ -46,8 +46,9 @@ class BlobLayout:
 
     A chunk message is a canonical map whose first entries are always the same (``fixed``,
     e.g. ``{"t": "chunk", "v": 1}``), then the byte string under ``key`` (256 KiB), then
-    ``total`` minus those entries of small fields. :meth:`decode` copies the byte string once
-    and proves canonical form without re-encoding it: the exact fixed prefix, the shortest
+    ``total`` minus those entries of small fields. :meth:`decode` takes the byte string
+    without a copy from a ``memoryview`` (with one copy otherwise) and proves canonical form
+    without re-encoding it: the exact fixed prefix, the shortest
     length header, and a rest that :func:`decode` accepts as a canonical map whose keys all sort
     after ``key``. It returns None for anything else, and the caller then uses :func:`decode`,
     which gives the authoritative answer (and the precise error): the fast path never accepts
@@ -72,6 +73,8 @@ class BlobLayout:
         if len(data) > limit:
             raise SizeError(len(data), limit)
         view = memoryview(data)
+        if view.format != "B" or view.ndim != 1:
+            return None
         n, pos = len(view), len(self.head)
         if n <= pos or view[:pos] != self.head:
             return None
@@ -99,7 +102,10 @@ class BlobLayout:
         if len(rest) != self.rest or any(_canonical_key(k) <= self._key_order for k in rest):
             return None
         rest.update(self.fixed)
-        rest[self.key] = bytes(view[pos:end])
+        # A view in, a view out: the byte string is not copied out of a message the caller
+        # handed over as a memoryview (the hub's receive buffer; nothing writes to it again).
+        blob = view[pos:end]
+        rest[self.key] = blob.toreadonly() if isinstance(data, memoryview) else blob.tobytes()
         return rest
 
 

@@ -140,7 +140,8 @@ class Chunk(Message):
     segment_id: str = spec(identifier())
     index: int = spec(integer(0, 2**32))
     sha256: bytes = spec(_HASH)  # of ``data``
-    data: bytes = spec(blob(max_len=MAX_CHUNK_BYTES + AEAD_TAG_BYTES))
+    # bytes, or a read-only view of the received message when it was decoded in place
+    data: bytes | memoryview = spec(blob(max_len=MAX_CHUNK_BYTES + AEAD_TAG_BYTES, view=True))
 
 
 @dataclass(frozen=True)

@@ -50,15 +50,22 @@ def identifier() -> Validator:
     return text(64, ID_PATTERN)
 
 
-def blob(size: int | None = None, max_len: int | None = None) -> Validator:
-    def check(name: str, value: Any) -> bytes:
-        if not isinstance(value, (bytes, bytearray)):
+def blob(size: int | None = None, max_len: int | None = None, *,
+         view: bool = False) -> Validator:
+    """Bytes (a ``bytearray`` is copied into ``bytes``). ``view``: a read-only ``memoryview``
+    of bytes is also taken, as it is, without a copy (bulk data decoded in place)."""
+
+    def check(name: str, value: Any) -> bytes | memoryview:
+        if view and isinstance(value, memoryview):
+            if not value.readonly or value.format != "B" or value.ndim != 1:
+                raise SchemaError(name, "expected a read-only byte view")
+        elif not isinstance(value, (bytes, bytearray)):
             raise SchemaError(name, f"expected bytes, got {type(value).__name__}")
         if size is not None and len(value) != size:
             raise SchemaError(name, f"expected {size} bytes, got {len(value)}")
         if max_len is not None and len(value) > max_len:
             raise SchemaError(name, f"{len(value)} bytes exceeds {max_len}")
-        return bytes(value)
+        return value if isinstance(value, memoryview) else bytes(value)
 
     return check
 

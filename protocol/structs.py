@@ -41,6 +41,8 @@ class Struct:
                 value = value.to_map()
             elif isinstance(value, tuple):
                 value = [v.to_map() if isinstance(v, Struct) else _plain(v) for v in value]
+            elif isinstance(value, memoryview):  # bulk data decoded in place
+                value = value.tobytes()
             out[f.name] = value
         return out
 

@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from dataclasses import dataclass
 
@@ -72,6 +73,22 @@ OK, BAD_HASH, TAMPERED, OS_ERROR, FAILED = 0, 1, 2, 3, 4
 
 SLOT_BYTES = MAX_CHUNK_BYTES + AEAD_TAG_BYTES
 _MAX_RECORD = 4096
+
+
+#: ``answered(error)``: the outcome of a :meth:`ChunkWorker.submit` (None: staged).
+Answered = Callable[[BaseException | None], None]
+
+
+@dataclass
+class _Submitted:
+    """A chunk of :meth:`ChunkWorker.submit` waiting for a slot."""
+
+    tid: int
+    index: int
+    data: bytes | memoryview
+    sha256: bytes
+    last: bool
+    answered: Answered
 
 
 class WorkerGone(Exception):
@@ -260,9 +277,12 @@ class ChunkWorker:
         self._shm: mmap.mmap | None = None
         self._view: memoryview | None = None
         self._free: list[int] = []
-        self._slot_waiters: deque[asyncio.Future[None]] = deque()
-        # request id -> (its answer, its slot or -1, when it was sent)
-        self._pending: dict[int, tuple[asyncio.Future[bytes], int, float]] = {}
+        # waiting for a slot, in order: a chunk() (its future) or a submit() (sent as soon
+        # as a slot is free)
+        self._slot_waiters: deque[asyncio.Future[None] | _Submitted] = deque()
+        # request id -> (its answer: a future, or a callback of submit(); its slot or -1;
+        # when it was sent)
+        self._pending: dict[int, tuple[asyncio.Future[bytes] | Answered, int, float]] = {}
         self._watchdog: asyncio.TimerHandle | None = None
         self._outbox: list[tuple[bytes, list[int]]] = []
         self._tids: set[int] = set()  # transfers open in the current worker
@@ -358,13 +378,14 @@ class ChunkWorker:
                 os.close(fd)
         self._outbox.clear()
         pending, self._pending = self._pending, {}
-        for fut, _slot, _sent in pending.values():
-            if not fut.done():
-                fut.set_exception(WorkerGone("the chunk worker stopped"))
         self._tids.clear()
+        for fut, _slot, _sent in pending.values():
+            self._answer(fut, WorkerGone("the chunk worker stopped"))
         waiters, self._slot_waiters = self._slot_waiters, deque()
         for w in waiters:  # they see the worker gone
-            if not w.done():
+            if isinstance(w, _Submitted):
+                self._answer(w.answered, WorkerGone("the chunk worker stopped"))
+            elif not w.done():
                 w.set_result(None)
         proc, self._proc = self._proc, None
         if proc is not None:
@@ -445,26 +466,43 @@ class ChunkWorker:
             fut, slot, _sent = waiting
             if slot >= 0:
                 self._release(slot)
-            if fut.done():
-                continue
             extra = msg[_ANSWER.size:]
-            if status == OK:
-                fut.set_result(extra)
-            elif status == BAD_HASH:
-                fut.set_exception(ChunkHashMismatch())
+            error: BaseException | None = None
+            if status == BAD_HASH:
+                error = ChunkHashMismatch()
             elif status == TAMPERED:
-                fut.set_exception(EnvelopeError(extra.decode(errors="replace")))
+                error = EnvelopeError(extra.decode(errors="replace"))
             elif status == OS_ERROR:
-                fut.set_exception(OSError(err, extra.decode(errors="replace")))
+                error = OSError(err, extra.decode(errors="replace"))
+            elif status != OK:
+                error = WorkerGone(f"the chunk worker failed: {extra.decode(errors='replace')}")
+            elif not isinstance(fut, asyncio.Future):
+                self.chunks += 1  # (a chunk() counts its own)
+            self._answer(fut, error, extra)
+
+    @staticmethod
+    def _answer(fut: asyncio.Future[bytes] | Answered, error: BaseException | None,
+                extra: bytes = b"") -> None:
+        if isinstance(fut, asyncio.Future):
+            if fut.done():
+                return
+            if error is None:
+                fut.set_result(extra)
             else:
-                fut.set_exception(WorkerGone(f"the chunk worker failed: "
-                                             f"{extra.decode(errors='replace')}"))
+                fut.set_exception(error)
+            return
+        try:
+            fut(error)
+        except Exception:  # a callback's own failure must not stop the answers behind it
+            log.exception("chunk answer callback failed")
 
     def _release(self, slot: int) -> None:
         self._free.append(slot)
-        while self._slot_waiters:
+        while self._slot_waiters and self._free:
             w = self._slot_waiters.popleft()
-            if not w.done():
+            if isinstance(w, _Submitted):
+                self._send_chunk(w)
+            elif not w.done():
                 w.set_result(None)
                 return
 
@@ -541,6 +579,47 @@ class ChunkWorker:
         msg = _HEAD.pack(_CHUNK_OP, tid, req) + _CHUNK.pack(slot, index, n, last, sha256)
         await self._ask(msg, req, slot)
         self.chunks += 1
+
+    def submit(self, tid: int, index: int, data: bytes | memoryview, sha256: bytes,
+               last: bool, answered: Answered) -> bool:
+        """:meth:`chunk` without waiting: False (and nothing done) if the transfer is not
+        open in this worker. Otherwise the chunk is sent now, or as soon as a slot is free
+        (``data`` is kept until then), and ``answered`` is called on the event loop once the
+        worker has answered: with None when the chunk is staged, else with the error
+        :meth:`chunk` would raise (:class:`WorkerGone` if the worker dies first or the
+        transfer was closed meanwhile). Several chunks of one transfer may be in flight
+        together; the worker takes them in the order they were submitted."""
+        if tid not in self._tids or self._view is None:
+            return False
+        if memoryview(data).nbytes > self.slot_bytes:
+            return False
+        job = _Submitted(tid, index, data, sha256, last, answered)
+        if self._free and not self._slot_waiters:
+            self._send_chunk(job)
+        else:  # sent when a slot is free (a chunk() waiting already goes first)
+            self.slot_waits += 1
+            self._slot_waiters.append(job)
+        return True
+
+    def _send_chunk(self, job: _Submitted) -> None:
+        """Send a submitted chunk in a free slot; a transfer closed (or a worker gone)
+        meanwhile is answered with :class:`WorkerGone`."""
+        if job.tid not in self._tids or self._view is None:
+            self._answer(job.answered, WorkerGone("transfer not open in the current worker"))
+            return
+        slot = self._free.pop()
+        n = memoryview(job.data).nbytes
+        start = slot * self.slot_bytes
+        self._view[start:start + n] = job.data
+        req = next(self._ids)
+        self._pending[req] = (job.answered, slot, time.monotonic())
+        try:
+            self._send(_HEAD.pack(_CHUNK_OP, job.tid, req)
+                       + _CHUNK.pack(slot, job.index, n, job.last, job.sha256))
+        except WorkerGone as exc:  # (the worker was found gone before: nothing in flight)
+            self._pending.pop(req, None)
+            self._free.append(slot)
+            self._answer(job.answered, exc)
 
     async def digest(self, tid: int) -> bytes:
         if tid not in self._tids:

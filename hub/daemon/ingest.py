@@ -66,6 +66,7 @@ from .staging import Transfer, TransferLock, remove_transfer, try_lock_transfer
 
 if TYPE_CHECKING:
     from ..metrics import HubMetrics
+    from .mqtt import Then
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class IngestStats:
     chunks_duplicate: int = 0
     manifests_replayed: int = 0  # manifest of a segment already stored
     chunks_replayed: int = 0  # chunk already held, or of a segment already stored
+    chunks_fast_lane: int = 0  # chunks staged through Ingest.offer
     rejected: dict[str, int] = field(default_factory=dict)
 
 
@@ -160,6 +162,7 @@ class _Open:
     worker: ChunkWorker | None = None  # stages this transfer's chunks (None: the event loop)
     tid: int = 0
     active_at: float = field(default_factory=time.monotonic)  # last chunk (or creation)
+    completing: bool = False  # the fast lane saw it complete and is storing it
 
     def detach(self) -> None:
         """Stop using the chunk worker for this transfer (the event loop stages the rest)."""
@@ -232,14 +235,16 @@ class Ingest:
 
     # -- entry point -------------------------------------------------------------------------
 
-    async def handle(self, topic: str, payload: bytes | memoryview) -> None:
-        """Process one message. Never raises for bad input; refusals are answered and logged."""
+    async def handle(self, topic: str, payload: bytes | memoryview, *,
+                     counted: bool = False) -> None:
+        """Process one message. Never raises for bad input; refusals are answered and logged.
+        ``counted``: the message was counted already (by :meth:`offer`)."""
         try:
             where = topics.parse_device_topic(topic)
         except ProtocolError as exc:
             await self._record_rejection("?", "", topic, exc.code, exc.reason)
             return
-        if self.metrics is not None:
+        if self.metrics is not None and not counted:
             self.metrics.messages.labels(where.kind).inc()
             self.metrics.last_seen.labels(where.device_id).set(time.time())
         lock = self._locks.setdefault(where.device_id, asyncio.Lock())
@@ -257,6 +262,84 @@ class Ingest:
                 await self._refuse(
                     where.device_id, topic, Refused(exc.code, exc.reason, fatal=True)
                 )
+
+    def offer(self, topic: str, payload: bytes | memoryview, then: Callable[[Then], None],
+              ) -> bool:
+        """The chunk fast lane (``MqttBridge.serve``'s ``offer``): a chunk of a transfer that
+        a chunk worker stages goes straight to that worker, as it is read, with no task, no
+        lock and no wait for the chunks before it: a recorder's chunks are in flight together,
+        up to the worker's slots.
+
+        Taken only when nothing needs the database or a decision: a well-formed chunk, under
+        its own recorder's topic, of an open transfer, in range, not yet held, of the right
+        length; the recorder checked active within ``REVOCATION_TTL``; a slot free. Anything
+        else returns False and goes to :meth:`handle` as usual. A chunk the worker refuses (hash, tampering, disk full, the
+        worker gone) is handed to :meth:`handle` from the start, which refuses it, or stages it
+        itself, exactly as it would have without the fast lane. ``then(None)`` (acknowledge)
+        comes only after the worker wrote the chunk; the chunk that completes the transfer is
+        acknowledged after the segment is stored and receipted."""
+        if not self._workers:
+            return False
+        try:
+            where = topics.parse_device_topic(topic)
+        except ProtocolError:
+            return False
+        device = where.device_id
+        now = time.monotonic()
+        if where.kind != "chunk" or self._active_until.get(device, 0.0) <= now:
+            return False
+        try:
+            chunk = decode_message(payload, Chunk)
+        except ProtocolError:
+            return False
+        key = (device, chunk.segment_id)
+        entry = self._open.get(key)
+        if (chunk.device_id != device or entry is None or entry.worker is None
+                or entry.completing):
+            return False
+        t, i = entry.transfer, chunk.index
+        if i >= t.count or t.has(i) or len(chunk.data) != t.manifest.chunk_wire_length(i):
+            return False
+        staged = functools.partial(self._offer_staged, key, entry, i, topic, payload, then)
+        if not entry.worker.submit(entry.tid, i, chunk.data, chunk.sha256, i == t.count - 1,
+                                   staged):
+            return False
+        entry.active_at = now
+        if self.metrics is not None:
+            self.metrics.messages.labels("chunk").inc()
+            self.metrics.last_seen.labels(device).set(time.time())
+        return True
+
+    def _offer_staged(self, key: tuple[str, str], entry: _Open, index: int, topic: str,
+                      payload: bytes | memoryview, then: Callable[[Then], None],
+                      error: BaseException | None) -> None:
+        """The worker's answer to a chunk of the fast lane."""
+        if error is not None:
+            # the ordinary path, from the start: it refuses the chunk (and logs and records
+            # why) or, if the worker is gone, stages it on the event loop
+            then(functools.partial(self.handle, topic, payload, counted=True))
+            return
+        entry.transfer.mark(index)
+        self.stats.chunks_fast_lane += 1
+        if entry.completing or not entry.transfer.complete or self._open.get(key) is not entry:
+            then(None)
+            return
+        entry.completing = True
+        then(functools.partial(self._complete_offered, key, entry, topic))
+
+    async def _complete_offered(self, key: tuple[str, str], entry: _Open, topic: str) -> None:
+        """Store a transfer the fast lane completed, as :meth:`handle` would after its last
+        chunk: under the recorder's lock, with the same refusals."""
+        device = key[0]
+        async with self._locks.setdefault(device, asyncio.Lock()):
+            if self._open.get(key) is not entry:
+                return  # stored (or dropped) meanwhile, by a manifest announced again
+            try:
+                await self._complete(key, entry)
+            except Refused as r:
+                await self._refuse(device, topic, r)
+            except ProtocolError as exc:
+                await self._refuse(device, topic, Refused(exc.code, exc.reason, fatal=True))
 
     # -- manifests ---------------------------------------------------------------------------
 
@@ -280,7 +363,9 @@ class Ingest:
         m = signed.message
         topics.check_same_device(where, m.device_id)
         async with self.sessions() as s:  # one session: the key, then what is stored
+            checked = time.monotonic()
             signed.verify(_active_key(await _device(s, m.device_id), m.device_id))
+            self._active_until[m.device_id] = checked + REVOCATION_TTL
             if m.encryption is not None:
                 Opener(self.box_key, m.encryption, m.segment_id)  # wrong recipient -> refused
             stored = (await s.execute(_stored_stmt(), {

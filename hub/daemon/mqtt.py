@@ -30,6 +30,7 @@ chunks the shared staging folder does not have.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import socket
@@ -50,6 +51,13 @@ from paho.mqtt.properties import Properties, VariableByteIntegers
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes | memoryview], Awaitable[None]]  # a large payload: a view
+#: What to do once an offered message is done with: None to acknowledge it now, or a
+#: coroutine function to run first (as the handler would be run: acknowledged once it returns).
+Then = Callable[[], Awaitable[None]] | None
+#: ``offer(topic, payload, then) -> taken``: a synchronous first look at each message. A
+#: message it takes is neither handed to the handler nor acknowledged until ``then`` is
+#: called, exactly once (see :meth:`MqttBridge.serve`).
+Offer = Callable[[str, bytes | memoryview, Callable[[Then], None]], bool]
 
 
 def tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
@@ -214,6 +222,7 @@ class MqttBridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._handler: Handler | None = None
+        self._offer: Offer | None = None
         # messages that arrived before serve() was called: (message, connection number)
         self._backlog: list[tuple[mqtt.MQTTMessage, int]] = []
         self._pending: set[asyncio.Task[None]] = set()
@@ -285,7 +294,7 @@ class MqttBridge:
         if self._handler is None:
             self._backlog.append((msg, self.connects))
         else:
-            self._start(msg, self.connects)
+            self._take(msg, self.connects)
 
     def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn`` on the event loop: now if this is the loop's thread (reads, writes,
@@ -450,15 +459,37 @@ class MqttBridge:
         if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
             log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
 
-    def _start(self, msg: mqtt.MQTTMessage, connection: int) -> None:
-        task = asyncio.create_task(self._one(msg, connection))
+    def _take(self, msg: mqtt.MQTTMessage, connection: int) -> None:
+        offer = self._offer
+        if offer is not None and offer(msg.topic, msg.payload,
+                                       functools.partial(self._offered, msg, connection)):
+            return
+        self._start(msg, connection)
+
+    def _offered(self, msg: mqtt.MQTTMessage, connection: int, then: Then) -> None:
+        if then is None:
+            self._fail_streak = 0
+            self._ack(msg, connection)
+        else:
+            self._start(msg, connection, then)
+
+    def _start(self, msg: mqtt.MQTTMessage, connection: int, work: Then = None) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # shutting down: left unacknowledged, the broker redelivers it
+            return
+        task = asyncio.create_task(self._one(msg, connection, work))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _one(self, msg: mqtt.MQTTMessage, connection: int) -> None:
-        assert self._handler is not None
+    async def _one(self, msg: mqtt.MQTTMessage, connection: int, work: Then = None) -> None:
+        assert self._handler is not None or work is not None
         try:
-            await self._handler(msg.topic, msg.payload)
+            if work is not None:
+                await work()
+            else:
+                assert self._handler is not None
+                await self._handler(msg.topic, msg.payload)
         except Exception:
             log.exception("handler failed on %s; message left unacknowledged, to be "
                           "redelivered", msg.topic)
@@ -467,6 +498,10 @@ class MqttBridge:
             self._schedule_drop()
             return
         self._fail_streak = 0
+        self._ack(msg, connection)
+
+    def _ack(self, msg: mqtt.MQTTMessage, connection: int) -> None:
+        """Acknowledge a handled message (with the others of this loop iteration)."""
         if connection == self.connects and msg.qos == 1:
             self._acks.append(msg.mid)
             if len(self._acks) == 1:
@@ -483,14 +518,21 @@ class MqttBridge:
         blob = b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids)
         self.client._packet_queue(0x40, blob, 0, 0)  # paho writes it as one packet
 
-    async def serve(self, handler: Handler) -> None:
+    async def serve(self, handler: Handler, offer: Offer | None = None) -> None:
         """Handle messages until cancelled. Each message is acknowledged after its handler;
-        messages are started in the order they arrived."""
-        self._handler = handler
+        messages are started in the order they arrived.
+
+        ``offer``, if given, sees each message first, synchronously, as it is read. If it
+        takes the message (returns True), it calls ``then`` later, exactly once: with None,
+        and the message is acknowledged; or with a coroutine function, which is then run the
+        way the handler is (acknowledged when it returns; left unacknowledged, to be
+        redelivered, when it raises). The ingest's chunk fast lane works this way: no task
+        per message, and a recorder's chunks can be in flight together."""
+        self._handler, self._offer = handler, offer
         backlog, self._backlog = self._backlog, []
         for msg, connection in backlog:
-            self._start(msg, connection)
+            self._take(msg, connection)
         try:
             await asyncio.Future()  # messages are started from the read callback
         finally:
-            self._handler = None
+            self._handler = self._offer = None

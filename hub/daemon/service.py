@@ -113,7 +113,8 @@ class HubService:
         gc.freeze()
         await self.ingest.start()
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.bridge.serve(self.ingest.handle), name="ingest")
+            tg.create_task(self.bridge.serve(self.ingest.handle, self.ingest.offer),
+                           name="ingest")
             tg.create_task(self._monitor(), name="fleet-gauges")
             if self.trace_memory is not None:
                 tg.create_task(trace_memory(self.trace_memory), name="memory-trace")

@@ -113,3 +113,72 @@ def test_truncated_large_publish_is_a_malformed_packet():
         pass
     else:
         raise AssertionError("a topic past the end of the packet was accepted")
+
+
+async def test_an_offered_message_is_acknowledged_only_once_it_is_done(rig):
+    """``serve(handler, offer)`` over the real broker: a message the offer takes is neither
+    handled nor acknowledged until its ``then``; ``then(None)`` acknowledges it, a coroutine
+    is run first, and one that fails leaves the message unacknowledged, so the broker
+    delivers it again after the bridge reconnects."""
+    pki = rig.pki
+    topic = topics.device_topic("rec-a", "chunk")
+    offered: list[bytes] = []
+    handled: list[bytes] = []
+    held: dict[bytes, object] = {}
+    ran: list[bytes] = []
+    redelivered = asyncio.Event()
+
+    def offer(t: str, payload, then) -> bool:
+        data = bytes(payload)
+        offered.append(data)
+        if data == b"ordinary":
+            return False
+        if data == b"fails" and offered.count(data) == 2:
+            redelivered.set()
+            then(None)
+            return True
+        held[data] = then
+        return True
+
+    async def handler(t: str, payload) -> None:
+        handled.append(bytes(payload))
+
+    def work(name: bytes, fail: bool = False):
+        async def run() -> None:
+            ran.append(name)
+            if fail:
+                raise RuntimeError("the store is unreachable")
+        return run
+
+    async with MqttBridge(host="127.0.0.1", port=rig.port, client_id="bridge-offer-test",
+                          tls=tls_context(pki.ca_cert, pki.hub_cert, pki.hub_key),
+                          subscriptions=topics.hub_subscriptions(None)) as bridge:
+        server = asyncio.create_task(bridge.serve(handler, offer))
+        sender = raw_client(pki, "rec-a", rig.port)
+        sender.connect("127.0.0.1", rig.port)
+        sender.loop_start()
+        try:
+            for p in (b"now", b"after-work", b"ordinary"):
+                sender.publish(topic, p, qos=1).wait_for_publish(30)
+            async with asyncio.timeout(30):
+                while len(held) < 2 or not handled:
+                    await asyncio.sleep(0.01)
+            assert handled == [b"ordinary"], "what the offer takes never reaches the handler"
+            held.pop(b"now")(None)
+            held.pop(b"after-work")(work(b"after-work"))
+            await asyncio.sleep(0.5)  # their acknowledgements go out
+            assert ran == [b"after-work"] and bridge.redelivery_drops == 0
+            sender.publish(topic, b"fails", qos=1).wait_for_publish(30)
+            async with asyncio.timeout(30):
+                while b"fails" not in held:
+                    await asyncio.sleep(0.01)
+            held.pop(b"fails")(work(b"fails", fail=True))
+            await asyncio.wait_for(redelivered.wait(), 30)
+        finally:
+            sender.disconnect()
+            sender.loop_stop()
+            server.cancel()
+    assert bridge.failures == 1 and bridge.redelivery_drops >= 1
+    # everything else was acknowledged: after the reconnect only the failed one came again
+    assert sorted(offered) == sorted([b"now", b"after-work", b"ordinary", b"fails", b"fails"])
+    assert handled == [b"ordinary"] and ran == [b"after-work", b"fails"]

@@ -60,5 +60,6 @@ def test_broker_restart_mid_upload_loses_and_duplicates_nothing(rig):
         assert up.stats.connects >= 2, "the recorder reconnected after the restart"
     ingest = hub.service.ingest
     assert ingest.stats.segments_stored == len(contents), "nothing counted twice"
+    assert ingest.stats.chunks_fast_lane > 0, "concurrent uploads went through the fast lane"
     assert hub.service.bridge.connects >= 2, "the hub reconnected and resubscribed"
     assert not list(hub.service.store.staging_dir.rglob("data")), "staging cleaned"

@@ -392,3 +392,165 @@ def test_one_upload_alone_stays_on_the_loop_and_concurrent_ones_go_to_the_worker
         assert _receipted(env, d, chunks[0].segment_id)
         assert env.stored_content(chunks[0].segment_id) == content
     assert env.worker.chunks == len(b[2]), "only the second, concurrent transfer"
+
+
+# -- the fast lane (Ingest.offer): chunks handed to the worker as they are read -----------------
+
+
+def _offer_all(env: Env, device: str, chunks, *, wire=encode_message):
+    """Offer chunks to the fast lane the way the MQTT bridge does (a view of each message)
+    and run the loop until every chunk it took is answered. Returns what it took, how many
+    requests were in flight right after the offers, and each chunk's ``then`` values."""
+    outcomes: dict[int, list] = {}
+    sid = chunks[0].segment_id
+    have = env.store.staging_dir / device / sid / "have"
+    held_when_acked: list[bool] = []
+
+    async def go():
+        taken = []
+        for n, c in enumerate(chunks):
+            def then(value, n=n, index=c.index):
+                if value is None:  # acknowledged: the chunk must be on disk already
+                    held_when_acked.append(have.read_bytes()[index] == 1)
+                outcomes.setdefault(n, []).append(value)
+            taken.append(env.ingest.offer(topics.device_topic(device, "chunk"),
+                                          memoryview(wire(c)), then))
+        in_flight = len(env.worker._pending)
+        async with asyncio.timeout(30):
+            while sum(map(len, outcomes.values())) < sum(taken):
+                await asyncio.sleep(0.001)
+        return taken, in_flight
+
+    taken, in_flight = env.run(go())
+    assert all(held_when_acked)
+    return taken, in_flight, outcomes
+
+
+def _then(env: Env, value) -> None:
+    """Do what the bridge does with a ``then``: run it like a handler (None: nothing to run)."""
+    if value is not None:
+        env.run(value())
+
+
+def test_fast_lane_pipelines_a_recorders_chunks_and_stores_the_segment_exactly(env):
+    content, manifest, chunks = env.segment("rec-a", 50_000)  # 13 chunks; the worker has 8 slots
+    env.send("rec-a", "manifest", manifest)
+    assert isinstance(env.last_reply("rec-a"), Want)
+    taken, in_flight, outcomes = _offer_all(env, "rec-a", chunks)
+    assert all(taken)
+    assert in_flight == env.worker.slots, "one recorder's chunks in flight together"
+    assert env.worker.slot_waits == len(chunks) - env.worker.slots, "the rest queued for a slot"
+    assert all(len(v) == 1 for v in outcomes.values()), "each chunk answered exactly once"
+    finishing = [v[0] for v in outcomes.values() if v[0] is not None]
+    assert len(finishing) == 1, "acknowledged as written, except the one completing the segment"
+    assert not _receipted(env, "rec-a", chunks[0].segment_id)
+    _then(env, finishing[0])  # its acknowledgement waits for the store and the receipt
+    assert _receipted(env, "rec-a", chunks[0].segment_id)
+    assert env.stored_content(chunks[0].segment_id) == content
+    assert env.worker.chunks == len(chunks) and not env.ingest.stats.rejected
+    assert env.ingest.stats.chunks_fast_lane == len(chunks)
+    # the hash came from the worker's running hash, the receipt from one store
+    assert [s.segment_id for s in env.stored()] == [chunks[0].segment_id]
+
+
+def test_fast_lane_hands_what_the_worker_refuses_to_the_ordinary_path(env):
+    content, manifest, chunks = env.segment("rec-a", 20_000)
+    sid = chunks[0].segment_id
+    env.send("rec-a", "manifest", manifest)
+    bad = Chunk("rec-a", sid, 1, hashlib.sha256(b"other").digest(), chunks[1].data)
+    taken, _, outcomes = _offer_all(env, "rec-a", [chunks[0], bad])
+    assert taken == [True, True] and outcomes[0] == [None]
+    (retry,) = outcomes[1]
+    assert callable(retry), "refused by the worker: run through Ingest.handle"
+    _then(env, retry)
+    r = env.last_reply("rec-a")
+    assert isinstance(r, Reject) and r.code == "chunk_hash" and not r.fatal
+    assert env.ingest.stats.rejected == {"chunk_hash": 1}
+    # the transfer is intact: the right chunks complete it, through the lane
+    taken, _, outcomes = _offer_all(env, "rec-a", chunks[1:])
+    assert all(taken)
+    for (value,) in outcomes.values():
+        _then(env, value)
+    assert _receipted(env, "rec-a", sid) and env.stored_content(sid) == content
+
+    # ciphertext changed, hash recomputed to match: refused as tampered, the segment dropped
+    content, manifest, chunks = env.segment("rec-b", 20_000)
+    sid = chunks[0].segment_id
+    env.send("rec-b", "manifest", manifest)
+    data = bytearray(chunks[2].data)
+    data[10] ^= 1
+    forged = Chunk("rec-b", sid, 2, hashlib.sha256(data).digest(), bytes(data))
+    taken, _, outcomes = _offer_all(env, "rec-b", [chunks[0], forged])
+    assert taken == [True, True] and outcomes[0] == [None]
+    _then(env, outcomes[1][0])
+    r = env.last_reply("rec-b")
+    assert isinstance(r, Reject) and r.code == "tampered" and r.fatal
+    assert not (env.store.staging_dir / "rec-b" / sid).exists()
+    assert sid not in {s.segment_id for s in env.stored()}
+    assert env.worker.deaths == 0
+
+
+def test_fast_lane_leaves_everything_else_to_the_ordinary_path(env):
+    content, manifest, chunks = env.segment("rec-a", 20_000)
+    sid = chunks[0].segment_id
+    called: list = []
+
+    def offer(topic: str, payload) -> bool:
+        if not isinstance(payload, memoryview):
+            payload = memoryview(payload if isinstance(payload, bytes)
+                                 else encode_message(payload))
+        return env.ingest.offer(topic, payload, called.append)
+
+    chunk_topic = topics.device_topic("rec-a", "chunk")
+    assert not offer(chunk_topic, chunks[0]), "no transfer yet: the manifest comes first"
+    env.send("rec-a", "manifest", manifest)
+    assert not offer(topics.device_topic("rec-a", "manifest"), manifest)
+    assert not offer("lerec/v1/dev/rec-a/nonsense", chunks[0])
+    assert not offer(topics.device_topic("rec-b", "chunk"), chunks[0]), "another's topic"
+    assert not offer(chunk_topic, b"\xa2garbage")
+    past = len(chunks)
+    assert not offer(chunk_topic, Chunk("rec-a", sid, past, chunks[0].sha256, chunks[0].data))
+    short = chunks[0].data[:-1]
+    assert not offer(chunk_topic, Chunk("rec-a", sid, 0, hashlib.sha256(short).digest(), short))
+    env.ingest._active_until.clear()
+    assert not offer(chunk_topic, chunks[0]), "revocation not checked lately: the database"
+    env.send("rec-a", "chunk", chunks[0])  # (which checks it)
+    assert not offer(chunk_topic, chunks[0]), "held already: a replay, logged as such"
+    env.ingest._open[("rec-a", sid)].detach()
+    assert not offer(chunk_topic, chunks[1]), "a transfer staged on the event loop"
+    assert not called, "nothing declined is ever answered"
+    for c in chunks[1:]:
+        env.send("rec-a", "chunk", c)
+    assert _receipted(env, "rec-a", sid) and env.stored_content(sid) == content
+    assert env.ingest.stats.chunks_replayed == 0 and not env.ingest.stats.rejected
+
+
+def test_fast_lane_chunks_in_flight_when_the_worker_dies_are_not_lost(env):
+    """Stopped with chunks in flight and more waiting for a slot, then killed: every chunk is
+    handed back and staged on the event loop; the segment is stored exactly."""
+    env.worker.RESPAWN_AFTER = 0.0
+    content, manifest, chunks = env.segment("rec-a", 50_000)
+    env.send("rec-a", "manifest", manifest)
+    pid = env.worker.pid
+    os.kill(pid, signal.SIGSTOP)
+    outcomes: dict[int, list] = {}
+
+    async def go():
+        for n, c in enumerate(chunks):
+            assert env.ingest.offer(topics.device_topic("rec-a", "chunk"),
+                                    memoryview(encode_message(c)),
+                                    lambda then, n=n: outcomes.setdefault(n, []).append(then))
+        assert len(env.worker._pending) == env.worker.slots
+        os.kill(pid, signal.SIGKILL)
+        async with asyncio.timeout(30):
+            while len(outcomes) < len(chunks):
+                await asyncio.sleep(0.001)
+
+    env.run(go())
+    assert env.worker.deaths == 1
+    assert all(len(v) == 1 and callable(v[0]) for v in outcomes.values())
+    for n in range(len(chunks)):
+        _then(env, outcomes[n][0])  # the bridge runs each through Ingest.handle
+    assert _receipted(env, "rec-a", chunks[0].segment_id)
+    assert env.stored_content(chunks[0].segment_id) == content
+    assert not env.ingest.stats.rejected
