@@ -113,3 +113,19 @@ def test_crafted_encodings_get_the_same_verdict(wire):
 def test_the_layout_refuses_a_key_order_it_cannot_prove():
     with pytest.raises(ValueError):
         encoding.BlobLayout({"zzzzzz": 1}, "data", 3)
+
+
+def test_a_view_in_is_a_view_out_and_encodes_like_bytes():
+    """A chunk decoded from a ``memoryview`` (the hub's receive buffer) keeps its data as a
+    read-only view of that buffer, not a copy; from ``bytes`` it is ``bytes``. Either way the
+    chunk equals and re-encodes to the same message."""
+    data = bytes(range(256)) * 1024
+    wire = encode_message(Chunk("rec-a", "seg-1", 3, bytes(32), data))
+    buf = bytearray(wire)
+    c = decode_message(memoryview(buf), Chunk)
+    assert isinstance(c.data, memoryview) and c.data.readonly
+    assert c.data.obj is buf, "a view of the receive buffer itself"
+    assert c == decode_message(wire, Chunk) and isinstance(decode_message(wire, Chunk).data, bytes)
+    assert encode_message(c) == wire
+    with pytest.raises(ProtocolError):  # a writable view is not taken as a field value
+        Chunk("rec-a", "seg-1", 3, bytes(32), memoryview(bytearray(data)))
