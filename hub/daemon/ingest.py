@@ -366,8 +366,9 @@ class Ingest:
             checked = time.monotonic()
             signed.verify(_active_key(await _device(s, m.device_id), m.device_id))
             self._active_until[m.device_id] = checked + REVOCATION_TTL
-            if m.encryption is not None:
-                Opener(self.box_key, m.encryption, m.segment_id)  # wrong recipient -> refused
+            # a segment sealed to another hub key is refused here
+            opener = (Opener(self.box_key, m.encryption, m.segment_id)
+                      if m.encryption is not None else None)
             stored = (await s.execute(_stored_stmt(), {
                 "sid": m.segment_id, "dev": m.device_id, "seq": m.seq})).scalars().all()
         existing = next((r for r in stored if r.segment_id == m.segment_id), None)
@@ -407,7 +408,6 @@ class Ingest:
                     remove_transfer(self._staging(key))
                     raise Refused("hub_storage_full", "hub staging disk is full; retry later",
                                   fatal=False, segment_id=m.segment_id) from None
-                opener = Opener(self.box_key, m.encryption, m.segment_id) if m.encryption else None
                 current = self._open[key] = self._attach(_Open(transfer, opener))
                 log.info("segment %s of %s announced: %d bytes in %d chunks", m.segment_id,
                          m.device_id, m.length, m.chunk_count)

@@ -182,3 +182,94 @@ async def test_an_offered_message_is_acknowledged_only_once_it_is_done(rig):
     # everything else was acknowledged: after the reconnect only the failed one came again
     assert sorted(offered) == sorted([b"now", b"after-work", b"ordinary", b"fails", b"fails"])
     assert handled == [b"ordinary"] and ran == [b"after-work", b"fails"]
+
+
+async def test_a_receive_buffer_is_filled_again_only_once_no_view_of_it_is_left(rig,
+                                                                                monkeypatch):
+    """Large bodies are reused (no zero-filled allocation per chunk), but never while any view
+    of them is alive: a handler that keeps views keeps their content."""
+    made: list[int] = []
+
+    class Counted(bridge_mod._Body):
+        __slots__ = ()
+
+        def __init__(self, n: int) -> None:
+            super().__init__(n)
+            made.append(n)
+
+    monkeypatch.setattr(bridge_mod, "_Body", Counted)
+    pki = rig.pki
+    payloads = [os.urandom(200_000) for _ in range(40)]  # all the same length
+    kept: dict[int, memoryview] = {}  # every third message's view, kept to the end
+    buffers: set[int] = set()
+    seen: list[bytes] = []
+    done = asyncio.Event()
+
+    async def handler(topic: str, payload) -> None:
+        n = len(seen)
+        seen.append(bytes(payload))
+        buffers.add(id(payload.obj))
+        if n % 3 == 0:
+            kept[n] = payload
+        if len(seen) == len(payloads):
+            done.set()
+
+    async with MqttBridge(host="127.0.0.1", port=rig.port, client_id="bridge-reuse-test",
+                          tls=tls_context(pki.ca_cert, pki.hub_cert, pki.hub_key),
+                          subscriptions=topics.hub_subscriptions(None)) as bridge:
+        server = asyncio.create_task(bridge.serve(handler))
+        sender = raw_client(pki, "rec-a", rig.port)
+        sender.connect("127.0.0.1", rig.port)
+        sender.loop_start()
+        try:
+            for p in payloads:  # one at a time: each handled before the next arrives
+                sender.publish(topics.device_topic("rec-a", "chunk"), p,
+                               qos=1).wait_for_publish(30)
+                await asyncio.sleep(0.01)
+            await asyncio.wait_for(done.wait(), 60)
+        finally:
+            sender.disconnect()
+            sender.loop_stop()
+            server.cancel()
+    assert sorted(seen) == sorted(payloads)
+    by_content = {p: i for i, p in enumerate(seen)}
+    for n, view in kept.items():
+        assert bytes(view) == seen[n], "a kept view was never written over"
+        assert by_content[bytes(view)] == n
+    assert len(made) <= len(kept) + 3, "the others' buffers were filled again"
+    assert len(buffers) == len(made)
+
+
+def test_acknowledgements_are_written_at_once_and_what_the_socket_refuses_is_queued():
+    """PUBACKs go straight to the socket when paho has nothing queued; a short write queues
+    the rest, and a TLS "want write" queues them all, for paho to write (the same bytes)."""
+    import ssl
+    import struct
+
+    class Sock:
+        def __init__(self, behaviour):
+            self.behaviour, self.sent = behaviour, b""
+
+        def send(self, data):
+            if self.behaviour == "want-write":
+                raise ssl.SSLWantWriteError()
+            n = len(data) if self.behaviour == "all" else 3
+            self.sent += bytes(data[:n])
+            return n
+
+    async def flush(behaviour, mids):
+        bridge = MqttBridge(host="127.0.0.1", port=1, client_id="acks",
+                            tls=ssl.create_default_context(), subscriptions=[])
+        bridge._loop = asyncio.get_running_loop()
+        sock = Sock(behaviour)
+        bridge.client.socket = lambda: sock
+        bridge._acks = list(mids)
+        bridge._flush_acks(bridge.connects)
+        queued = b"".join(bytes(p["packet"]) for p in bridge.client._out_packet)
+        return sock.sent, queued
+
+    mids = (1, 2, 300)
+    wire = b"".join(struct.pack("!BBH", 0x40, 2, m) for m in mids)
+    assert asyncio.run(flush("all", mids)) == (wire, b"")
+    assert asyncio.run(flush("short", mids)) == (wire[:3], wire[3:])
+    assert asyncio.run(flush("want-write", mids)) == (b"", wire)
