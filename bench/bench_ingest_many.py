@@ -388,6 +388,11 @@ def main() -> None:
                     hub.terminate()
                     hub.wait(30)
                     end_session(pki, broker.port, f"lerec-{name}")
+                    # Gone, like the baseline's file after its round: kept, every round's
+                    # 480 MB would make the next hub write into memory the kernel has not
+                    # handed out before (slower to fault in on a virtual machine), while the
+                    # baselines reuse what the last one freed.
+                    shutil.rmtree(root / name, ignore_errors=True)
 
             def hub_inline() -> tuple[float, list[float], float]:
                 return hub_path(inline=True)
