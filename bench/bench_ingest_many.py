@@ -44,7 +44,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import chunk_payloads, send_window, table, wait_hub_ready
+from common import chunk_payloads, end_session, send_window, table, wait_hub_ready
 from support.hubproc import child_pids, enroll, write_hub_toml
 from support.rig import (
     fake_segment,
@@ -191,25 +191,6 @@ def start_hub(pki, port: int, root: Path, devices: list[str],
                             stdout=open(root / "hub.log", "wb"), stderr=subprocess.STDOUT)
     time.sleep(2.0)
     return proc
-
-
-def end_session(pki, port: int, client_id: str) -> None:
-    """Discard a stopped hub's persistent session. Left alone, the broker goes on queueing
-    every later round's chunks for it (up to max_queued_messages, ~1 GB), and later rounds
-    measure that."""
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 0
-    c = raw_client(pki, "hub", port, client_id=client_id)
-    connected = threading.Event()
-    c.on_connect = lambda *a: connected.set()
-    c.connect("127.0.0.1", port, clean_start=True, properties=props)
-    c.loop_start()
-    assert connected.wait(30), "could not end the hub's session"
-    c.disconnect()
-    c.loop_stop()
 
 
 class Usage:

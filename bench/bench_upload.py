@@ -28,7 +28,15 @@ import sys
 import time
 from pathlib import Path
 
-from common import chunk_payloads, median, send_window, table, wait_hub_ready, workdir
+from common import (
+    chunk_payloads,
+    end_session,
+    median,
+    send_window,
+    table,
+    wait_hub_ready,
+    workdir,
+)
 from support.hubproc import write_hub_toml
 from support.rig import fake_segment, hub_config, make_pki, make_store, raw_client
 
@@ -149,6 +157,7 @@ def main() -> None:
                 finally:
                     hub.terminate()
                     hub.wait(30)
+                    end_session(pki, broker.port, f"lerec-hub-bench-{r}-inline")
                     shutil.rmtree(root / f"hub-{r}-inline", ignore_errors=True)
             os.sync()
             hub = hub_process(pki, broker.port, root / f"hub-{r}", f"lerec-hub-bench-{r}",
@@ -159,6 +168,7 @@ def main() -> None:
             finally:
                 hub.terminate()
                 hub.wait(30)
+                end_session(pki, broker.port, f"lerec-hub-bench-{r}")
                 # gone, like the baseline's file: the next paths then all write into memory
                 # the kernel handed out before (first use is slower on a virtual machine)
                 shutil.rmtree(root / f"hub-{r}", ignore_errors=True)

@@ -37,6 +37,29 @@ def send_window(client, topic: str, payloads: list[bytes], window: int = 16) -> 
         info.wait_for_publish(120)
 
 
+def end_session(pki, port: int, client_id: str) -> None:
+    """Discard a stopped hub's persistent session. Left alone, the broker goes on queueing
+    every later round's chunks for it (up to max_queued_messages, ~1 GB), and later rounds
+    measure that: mosquitto writes its queues to disk every ``autosave_interval`` and stops
+    serving meanwhile (seconds, with hundreds of MB queued)."""
+    import threading
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    from support.rig import raw_client
+
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0
+    c = raw_client(pki, "hub", port, client_id=client_id)
+    connected = threading.Event()
+    c.on_connect = lambda *a: connected.set()
+    c.connect("127.0.0.1", port, clean_start=True, properties=props)
+    c.loop_start()
+    assert connected.wait(30), "could not end the hub's session"
+    c.disconnect()
+    c.loop_stop()
+
+
 def wait_hub_ready(pki, port: int, device: str, client_id: str = "bench-probe") -> None:
     """Block until the hub answers (a malformed manifest is refused with a reply), so no
     timing includes the hub's start-up."""

@@ -35,6 +35,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` different free ports (one at a time, the kernel may hand out the same one
+    again once it is released)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def render(pki: Pki, data_dir: Path, port: int, bind: str = "127.0.0.1") -> Path:
     """Write ``mosquitto.conf`` and ``acl`` into ``data_dir``; return the config path."""
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .broker import Broker, free_port
+from .broker import Broker, free_ports
 from .pki import Pki, init_pki, issue_device
 
 RECORDERS = ("rec-001", "rec-002")
@@ -228,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     pki = init_pki(root / "pki")
     for d in RECORDERS:
         issue_device(pki, d)
-    mqtt_port = args.mqtt_port if args.mqtt_port and _port_free(args.mqtt_port) else free_port()
-    admin_port = args.admin_port if args.admin_port and _port_free(args.admin_port) else free_port()
+    spare = free_ports(2)  # (two different ones: asked one at a time, both could be the same)
+    mqtt_port = args.mqtt_port if args.mqtt_port and _port_free(args.mqtt_port) else spare[0]
+    admin_port = (args.admin_port if args.admin_port and _port_free(args.admin_port)
+                  else spare[1])
     hub_cfg = write_hub_config(root, pki, mqtt_port)
     logs = root / "logs"
     logs.mkdir(exist_ok=True)

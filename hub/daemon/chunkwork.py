@@ -427,9 +427,12 @@ class ChunkWorker:
         sock = self._sock
         while sock is not None and self._outbox:
             msg, fds = self._outbox[0]
-            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
             try:
-                sock.sendmsg([msg], anc if fds else [])
+                if fds:
+                    sock.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                          struct.pack(f"{len(fds)}i", *fds))])
+                else:
+                    sock.send(msg)
             except BlockingIOError:
                 if not self._writing and self._loop is not None and not self._loop.is_closed():
                     self._loop.add_writer(sock.fileno(), self._flush)

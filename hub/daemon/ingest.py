@@ -163,6 +163,8 @@ class _Open:
     tid: int = 0
     active_at: float = field(default_factory=time.monotonic)  # last chunk (or creation)
     completing: bool = False  # the fast lane saw it complete and is storing it
+    # chunks in the fast lane, by index: True once staged, False if the worker refused it
+    in_flight: dict[int, asyncio.Future[bool]] = field(default_factory=dict)
 
     def detach(self) -> None:
         """Stop using the chunk worker for this transfer (the event loop stages the rest)."""
@@ -183,12 +185,12 @@ class Ingest:
     #: Most segments recorded in one transaction.
     MAX_COMMIT = 64
     #: A new transfer's chunks go to a chunk worker when at least this many other transfers
-    #: had a chunk within ``BUSY_WINDOW`` seconds. One upload alone is staged on the event
-    #: loop, which has nothing else to do: the chunks of one recorder are handled one after
-    #: another, and a round trip to the worker per chunk would only add to each (measured with
-    #: ``bench_upload.py --inline``). With several at once the loop is the bottleneck and the
-    #: worker adds a core (``bench_ingest_many.py --inline``).
-    OFFLOAD_WITH_OTHERS = 1
+    #: had a chunk within ``BUSY_WINDOW`` seconds. 0: every transfer. With several at once the
+    #: event loop is the bottleneck and the worker adds a core (``bench_ingest_many.py
+    #: --inline``). One upload alone was slower through the worker when each chunk waited for
+    #: the one before it (1, the default until the fast lane); with its chunks in flight
+    #: together (:meth:`offer`) it is as fast as on the loop (``bench_upload.py --inline``).
+    OFFLOAD_WITH_OTHERS = 0
     BUSY_WINDOW = 5.0
 
     def __init__(
@@ -300,10 +302,21 @@ class Ingest:
         t, i = entry.transfer, chunk.index
         if i >= t.count or t.has(i) or len(chunk.data) != t.manifest.chunk_wire_length(i):
             return False
-        staged = functools.partial(self._offer_staged, key, entry, i, topic, payload, then)
-        if not entry.worker.submit(entry.tid, i, chunk.data, chunk.sha256, i == t.count - 1,
-                                   staged):
-            return False
+        first = entry.in_flight.get(i)
+        if first is not None:
+            # the same chunk again while it is being staged (a broker redelivery, a replay):
+            # a replay if that one is staged, else this one goes the ordinary way
+            first.add_done_callback(functools.partial(self._offer_again, chunk, topic, payload,
+                                                      then))
+        else:
+            # (in place before the submit: a worker found dead answers within it)
+            first = entry.in_flight[i] = asyncio.get_running_loop().create_future()
+            staged = functools.partial(self._offer_staged, key, entry, i, topic, payload, then)
+            if not entry.worker.submit(entry.tid, i, chunk.data, chunk.sha256,
+                                       i == t.count - 1, staged):
+                del entry.in_flight[i]
+                first.cancel()  # (nobody waits for it yet)
+                return False
         entry.active_at = now
         if self.metrics is not None:
             self.metrics.messages.labels("chunk").inc()
@@ -314,6 +327,9 @@ class Ingest:
                       payload: bytes | memoryview, then: Callable[[Then], None],
                       error: BaseException | None) -> None:
         """The worker's answer to a chunk of the fast lane."""
+        first = entry.in_flight.pop(index, None)
+        if first is not None and not first.done():
+            first.set_result(error is None)
         if error is not None:
             # the ordinary path, from the start: it refuses the chunk (and logs and records
             # why) or, if the worker is gone, stages it on the event loop
@@ -326,6 +342,16 @@ class Ingest:
             return
         entry.completing = True
         then(functools.partial(self._complete_offered, key, entry, topic))
+
+    def _offer_again(self, chunk: Chunk, topic: str, payload: bytes | memoryview,
+                     then: Callable[[Then], None], first: asyncio.Future[bool]) -> None:
+        """A chunk offered while the same one was in the fast lane: a replay if that one was
+        staged, else handled the ordinary way."""
+        if first.result():
+            self._chunk_replay(chunk, "already received")
+            then(None)
+        else:
+            then(functools.partial(self.handle, topic, payload, counted=True))
 
     async def _complete_offered(self, key: tuple[str, str], entry: _Open, topic: str) -> None:
         """Store a transfer the fast lane completed, as :meth:`handle` would after its last
@@ -551,6 +577,9 @@ class Ingest:
             raise Refused("chunk_out_of_range", f"chunk {chunk.index} is past the announced "
                           f"{t.count} chunks", fatal=False, segment_id=m.segment_id)
         await self._check_active(chunk.device_id)  # a revoked recorder is refused
+        first = entry.in_flight.get(chunk.index)
+        if first is not None:  # the same chunk is in the fast lane: its outcome first
+            await asyncio.shield(first)
         if t.has(chunk.index):
             self._chunk_replay(chunk, "already received")
             return

@@ -104,13 +104,16 @@ class _Client(mqtt.Client):
     packet is allocated once, at its full length, and ``recv_into`` fills it in place with all
     the socket already holds; the payload handed on is a view of it (no copy at all)."""
 
-    #: Bodies of the last large packets, to be filled again once their messages are gone.
-    RECENT_BODIES = 32
+    #: Bodies of the last large packets, to be filled again once their messages are gone: at
+    #: most this many bytes of them (some 100 chunks can be in flight: the broker's
+    #: ``max_inflight_messages``), of which the ``REUSE_TRIES`` oldest are tried.
+    RECENT_BYTES = 24 * 1024 * 1024
+    REUSE_TRIES = 8
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._recent_bodies: collections.deque[_Body] = collections.deque(
-            maxlen=self.RECENT_BODIES)
+        self._recent_bodies: collections.deque[_Body] = collections.deque()
+        self._recent_bytes = 0
 
     def _sock_recv(self, bufsize: int) -> bytes:
         sock = self._sock
@@ -154,14 +157,18 @@ class _Client(mqtt.Client):
         nothing holds a view of it any more (its message is handled and gone), else a new one.
         A new bytearray is zero-filled, page by page, by the kernel and by Python: that cost
         about 5 % of the hub's event loop during ``bench_ingest_many``."""
-        recent = self._recent_bodies
-        for i, body in enumerate(recent):
+        recent = self._recent_bodies  # oldest first: the likeliest to be free
+        for _ in range(min(len(recent), self.REUSE_TRIES)):
+            body = recent.popleft()
             if len(body) == n and _unused(body):
-                del recent[i]
                 break
+            recent.append(body)  # still in use (or another length): look again later
         else:
             body = _Body(n)
+            self._recent_bytes += n
         recent.append(body)
+        while self._recent_bytes > self.RECENT_BYTES:
+            self._recent_bytes -= len(recent.popleft())
         body.filled = 0
         return body
 

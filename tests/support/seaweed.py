@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lerec.deploy.broker import free_port
+from lerec.deploy.broker import free_ports
 
 
 def weed_binary() -> str:
@@ -30,8 +30,9 @@ def weed_binary() -> str:
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start ``weed server -s3`` once per session; yield the S3 endpoint URL."""
     root = tmp_path_factory.mktemp("seaweed")
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-    grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    names = ("master", "volume", "filer", "s3")
+    chosen = free_ports(2 * len(names))  # all different (a clash kills weed at start)
+    ports, grpc = dict(zip(names, chosen[:4])), dict(zip(names, chosen[4:]))
     log = open(root / "weed.log", "wb")  # noqa: SIM115 - open for the server's lifetime
     proc = subprocess.Popen(
         [weed_binary(), "server", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",

@@ -61,8 +61,6 @@ class Env:
             signing_key=keys.ed25519_private(pki.hub_signing_key.read_bytes()),
             box_key=keys.x25519_private(pki.hub_box_key.read_bytes()), publish=publish,
             chunk_workers=workers)
-        # every transfer to the worker, even one alone (tested on its own below)
-        self.ingest.OFFLOAD_WITH_OTHERS = 0
         self.cards = {d: make_store(pki, d, tmp_path / "cards" / d, chunk_size=4096)
                       for d in DEVICES}
 
@@ -371,12 +369,12 @@ def test_chunks_wait_for_a_free_slot(env):
     assert env.worker.slot_waits > 0, "the second recorder's chunks did wait"
 
 
-def test_one_upload_alone_stays_on_the_loop_and_concurrent_ones_go_to_the_worker(env):
-    """The default policy: a lone transfer is staged on the event loop (a round trip per chunk
-    would only slow one recorder down); a transfer that begins while another is active goes to
-    the worker."""
-    env.ingest.OFFLOAD_WITH_OTHERS = Ingest.OFFLOAD_WITH_OTHERS
-    assert Ingest.OFFLOAD_WITH_OTHERS == 1
+def test_with_offload_only_with_others_a_lone_upload_stays_on_the_loop(env):
+    """``OFFLOAD_WITH_OTHERS = 1``: a lone transfer is staged on the event loop; a transfer
+    that begins while another is active goes to the worker. (The default, 0, sends every
+    transfer to the worker: the Env here runs with the default.)"""
+    assert Ingest.OFFLOAD_WITH_OTHERS == 0 and env.ingest.OFFLOAD_WITH_OTHERS == 0
+    env.ingest.OFFLOAD_WITH_OTHERS = 1
     content, sid = _upload(env, "rec-a", 20_000)
     assert _receipted(env, "rec-a", sid) and env.stored_content(sid) == content
     assert env.worker.chunks == 0 and env.worker.started == 0, "alone: all on the loop"
@@ -554,3 +552,50 @@ def test_fast_lane_chunks_in_flight_when_the_worker_dies_are_not_lost(env):
     assert _receipted(env, "rec-a", chunks[0].segment_id)
     assert env.stored_content(chunks[0].segment_id) == content
     assert not env.ingest.stats.rejected
+
+
+def test_fast_lane_recognises_a_chunk_sent_again_while_it_is_in_flight(env):
+    """The same chunk twice before the worker answered (a broker redelivery): the second is a
+    replay once the first is staged; if the first is refused, the second is handled on its
+    own. Through Ingest.handle, the same chunk waits for the one in flight."""
+    content, manifest, chunks = env.segment("rec-a", 20_000)
+    sid = chunks[0].segment_id
+    env.send("rec-a", "manifest", manifest)
+    bad = Chunk("rec-a", sid, 1, hashlib.sha256(b"other").digest(), chunks[1].data)
+    taken, _, outcomes = _offer_all(env, "rec-a", [chunks[0], chunks[0], bad, chunks[1]])
+    assert taken == [True] * 4
+    assert outcomes[0] == [None] and outcomes[1] == [None], "staged once, then a replay"
+    assert env.ingest.stats.chunks_duplicate == 1 and env.ingest.stats.chunks_replayed == 1
+    refused, retried = outcomes[2][0], outcomes[3][0]
+    assert callable(refused) and callable(retried), "the first refused: both the ordinary way"
+    _then(env, refused)
+    r = env.last_reply("rec-a")
+    assert isinstance(r, Reject) and r.code == "chunk_hash"
+    _then(env, retried)  # the good one, staged now
+    assert env.ingest._open[("rec-a", sid)].transfer.has(1)
+
+    # Ingest.handle with the same chunk in flight (worker stopped): it waits for that one
+    pid = env.worker.pid
+    os.kill(pid, signal.SIGSTOP)
+
+    async def both():
+        got: list = []
+        assert env.ingest.offer(topics.device_topic("rec-a", "chunk"),
+                                memoryview(encode_message(chunks[2])), got.append)
+        slow = asyncio.ensure_future(env.ingest.handle(topics.device_topic("rec-a", "chunk"),
+                                                       encode_message(chunks[2])))
+        await asyncio.sleep(0.2)
+        assert not slow.done(), "waiting for the chunk in flight"
+        os.kill(pid, signal.SIGCONT)
+        async with asyncio.timeout(30):
+            await slow
+            while not got:
+                await asyncio.sleep(0.001)
+        return got
+
+    assert env.run(both()) == [None]
+    assert env.ingest.stats.chunks_duplicate == 2, "the second copy counted as a replay"
+    for c in chunks[3:]:
+        env.send("rec-a", "chunk", c)
+    assert _receipted(env, "rec-a", sid) and env.stored_content(sid) == content
+    assert env.ingest.stats.rejected == {"chunk_hash": 1}
