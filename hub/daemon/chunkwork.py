@@ -14,6 +14,10 @@ waits for one). The loop copies a chunk's ciphertext into a free slot and sends 
 request; the worker checks the chunk's hash, opens it, writes it and answers with a status. A
 slot is reused only after its answer has arrived.
 
+:meth:`ChunkWorker.chunk` awaits its answer (one chunk at a time per caller);
+:meth:`ChunkWorker.submit` does not wait: it queues the chunk for a slot and calls back with
+the answer, so the chunks of one recorder are in flight together (the ingest's fast lane).
+
 The worker writes into the very files the loop opened (their descriptors are passed to it), in
 the order staging requires: the chunk's data first, then its byte in the ``have`` map. The loop
 counts a chunk as received only after the worker's answer. If the worker dies, every request in

@@ -4,6 +4,11 @@ It knows nothing about MQTT: :meth:`Ingest.handle` takes a topic and a payload, 
 out through the ``publish`` callable. Every refusal is logged with its reason, recorded in the
 ``rejections`` table and answered with a :class:`Reject`, and nothing unverified ever reaches the
 blob store. Messages of one recorder are handled in order; recorders are handled concurrently.
+The one exception is the chunk fast lane (:meth:`Ingest.offer`): the chunks of a transfer in a
+chunk worker's care go to the worker as they are read, several at once, and only what needs a
+decision or the database (the first chunk of a recorder in a while, anything malformed or out of
+place, anything the worker refuses, the chunk that completes a segment) goes through
+:meth:`Ingest.handle`.
 
 Several hub processes may share the ingest (MQTT v5 shared subscriptions, ``shared=True``): the
 chunks of one segment then arrive at different workers. Transfer state lives only in the shared
@@ -15,7 +20,9 @@ stored receipt and counts nothing).
 Cost per message matters (twenty recorders upload at once): a chunk is hashed, decrypted and
 written by a chunk worker process (:mod:`.chunkwork`, with a GIL of its own), or on the event
 loop's thread where the bridge delivered it when there is none (a trip to a worker *thread* and
-back cost more than that work); statements that run for every segment are built once; and the
+back cost more than that work); a chunk in the fast lane costs the event loop no task, no lock
+and no copy but the one into the worker's shared memory; statements that run for every segment
+are built once; and the
 segments that finish while a transaction is being committed are recorded together in the next
 one (see ``_record``).
 """
