@@ -192,12 +192,12 @@ class Ingest:
     #: Most segments recorded in one transaction.
     MAX_COMMIT = 64
     #: A new transfer's chunks go to a chunk worker when at least this many other transfers
-    #: had a chunk within ``BUSY_WINDOW`` seconds. 0: every transfer. With several at once the
-    #: event loop is the bottleneck and the worker adds a core (``bench_ingest_many.py
-    #: --inline``). One upload alone was slower through the worker when each chunk waited for
-    #: the one before it (1, the default until the fast lane); with its chunks in flight
-    #: together (:meth:`offer`) it is as fast as on the loop (``bench_upload.py --inline``).
-    OFFLOAD_WITH_OTHERS = 0
+    #: had a chunk within ``BUSY_WINDOW`` seconds (0: every transfer). One upload alone is
+    #: staged on the event loop, which has nothing else to do: through the worker it is some
+    #: 5 % slower even with its chunks in flight together (``bench_upload.py --inline``, two
+    #: runs of 5 and 6 rounds). With several at once the loop is the bottleneck and the worker
+    #: adds a core (``bench_ingest_many.py --inline``).
+    OFFLOAD_WITH_OTHERS = 1
     BUSY_WINDOW = 5.0
 
     def __init__(

@@ -61,6 +61,8 @@ class Env:
             signing_key=keys.ed25519_private(pki.hub_signing_key.read_bytes()),
             box_key=keys.x25519_private(pki.hub_box_key.read_bytes()), publish=publish,
             chunk_workers=workers)
+        # every transfer to the worker, even one alone (the default is tested on its own)
+        self.ingest.OFFLOAD_WITH_OTHERS = 0
         self.cards = {d: make_store(pki, d, tmp_path / "cards" / d, chunk_size=4096)
                       for d in DEVICES}
 
@@ -369,12 +371,12 @@ def test_chunks_wait_for_a_free_slot(env):
     assert env.worker.slot_waits > 0, "the second recorder's chunks did wait"
 
 
-def test_with_offload_only_with_others_a_lone_upload_stays_on_the_loop(env):
-    """``OFFLOAD_WITH_OTHERS = 1``: a lone transfer is staged on the event loop; a transfer
-    that begins while another is active goes to the worker. (The default, 0, sends every
-    transfer to the worker: the Env here runs with the default.)"""
-    assert Ingest.OFFLOAD_WITH_OTHERS == 0 and env.ingest.OFFLOAD_WITH_OTHERS == 0
-    env.ingest.OFFLOAD_WITH_OTHERS = 1
+def test_one_upload_alone_stays_on_the_loop_and_concurrent_ones_go_to_the_worker(env):
+    """The default policy: a lone transfer is staged on the event loop (the worker would only
+    slow one recorder down); a transfer that begins while another is active goes to the
+    worker."""
+    env.ingest.OFFLOAD_WITH_OTHERS = Ingest.OFFLOAD_WITH_OTHERS
+    assert Ingest.OFFLOAD_WITH_OTHERS == 1
     content, sid = _upload(env, "rec-a", 20_000)
     assert _receipted(env, "rec-a", sid) and env.stored_content(sid) == content
     assert env.worker.chunks == 0 and env.worker.started == 0, "alone: all on the loop"

@@ -137,6 +137,7 @@ def ingest_env(pki, tmp_path):
                     signing_key=keys.ed25519_private(pki.hub_signing_key.read_bytes()),
                     box_key=keys.x25519_private(pki.hub_box_key.read_bytes()), publish=publish,
                     chunk_workers=1)  # as deployed: chunks are staged by a worker process
+    ingest.OFFLOAD_WITH_OTHERS = 0  # every transfer, not only concurrent ones
     counter = Counter()
     logging.getLogger("lerec.hub.daemon.ingest").addHandler(counter)
     try:
