@@ -105,9 +105,9 @@ class _Client(mqtt.Client):
     the socket already holds; the payload handed on is a view of it (no copy at all)."""
 
     #: Bodies of the last large packets, to be filled again once their messages are gone: at
-    #: most this many bytes of them (some 100 chunks can be in flight: the broker's
-    #: ``max_inflight_messages``), of which the ``REUSE_TRIES`` oldest are tried.
-    RECENT_BYTES = 24 * 1024 * 1024
+    #: most this many bytes of them (a bounded cache: the process's memory grows by at most
+    #: that much, once), of which the ``REUSE_TRIES`` oldest are tried.
+    RECENT_BYTES = 8 * 1024 * 1024
     REUSE_TRIES = 8
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
