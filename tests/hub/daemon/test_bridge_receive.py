@@ -4,15 +4,36 @@ in order, read in big pieces rather than one TLS record at a time (hub/daemon/mq
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 
 import paho.mqtt.client as mqtt
+from support.rig import raw_client
 
 from lerec.hub.daemon import mqtt as bridge_mod
 from lerec.hub.daemon.mqtt import MqttBridge, tls_context
 from lerec.protocol import topics
-from support.rig import raw_client
+
+
+@contextlib.asynccontextmanager
+async def serving(rig, client_id: str, handler, offer=None):
+    """A bridge serving ``handler`` (and ``offer``) over the real broker, and a recorder's raw
+    client to publish with: (bridge, sender)."""
+    pki = rig.pki
+    async with MqttBridge(host="127.0.0.1", port=rig.port, client_id=client_id,
+                          tls=tls_context(pki.ca_cert, pki.hub_cert, pki.hub_key),
+                          subscriptions=topics.hub_subscriptions(None)) as bridge:
+        server = asyncio.create_task(bridge.serve(handler, offer))
+        sender = raw_client(pki, "rec-a", rig.port)
+        sender.connect("127.0.0.1", rig.port)
+        sender.loop_start()
+        try:
+            yield bridge, sender
+        finally:
+            sender.disconnect()
+            sender.loop_stop()
+            server.cancel()
 
 
 async def test_large_messages_arrive_intact_and_are_read_in_big_pieces(rig, monkeypatch):
@@ -25,7 +46,6 @@ async def test_large_messages_arrive_intact_and_are_read_in_big_pieces(rig, monk
         return data
 
     monkeypatch.setattr(bridge_mod._Client, "_sock_recv", counting)
-    pki = rig.pki
     payloads = [os.urandom(n) for n in (300_000, 256 * 1024, 1_000_000, 17, 70_000)]
     got: list[bytes] = []
     views: list[bool] = []
@@ -39,21 +59,10 @@ async def test_large_messages_arrive_intact_and_are_read_in_big_pieces(rig, monk
         if len(got) == len(payloads):
             done.set()
 
-    async with MqttBridge(host="127.0.0.1", port=rig.port, client_id="bridge-test",
-                          tls=tls_context(pki.ca_cert, pki.hub_cert, pki.hub_key),
-                          subscriptions=topics.hub_subscriptions(None)) as bridge:
-        server = asyncio.create_task(bridge.serve(handler))
-        sender = raw_client(pki, "rec-a", rig.port)
-        sender.connect("127.0.0.1", rig.port)
-        sender.loop_start()
-        try:
-            for p in payloads:
-                sender.publish(topics.device_topic("rec-a", "chunk"), p, qos=1).wait_for_publish(30)
-            await asyncio.wait_for(done.wait(), 60)
-        finally:
-            sender.disconnect()
-            sender.loop_stop()
-            server.cancel()
+    async with serving(rig, "bridge-test", handler) as (_bridge, sender):
+        for p in payloads:
+            sender.publish(topics.device_topic("rec-a", "chunk"), p, qos=1).wait_for_publish(30)
+        await asyncio.wait_for(done.wait(), 60)
     # handled concurrently, so compare as sets of digests; every one intact
     assert sorted(hashlib.sha256(g).digest() for g in got) == \
         sorted(hashlib.sha256(p).digest() for p in payloads)
@@ -120,7 +129,6 @@ async def test_an_offered_message_is_acknowledged_only_once_it_is_done(rig):
     handled nor acknowledged until its ``then``; ``then(None)`` acknowledges it, a coroutine
     is run first, and one that fails leaves the message unacknowledged, so the broker
     delivers it again after the bridge reconnects."""
-    pki = rig.pki
     topic = topics.device_topic("rec-a", "chunk")
     offered: list[bytes] = []
     handled: list[bytes] = []
@@ -150,34 +158,23 @@ async def test_an_offered_message_is_acknowledged_only_once_it_is_done(rig):
                 raise RuntimeError("the store is unreachable")
         return run
 
-    async with MqttBridge(host="127.0.0.1", port=rig.port, client_id="bridge-offer-test",
-                          tls=tls_context(pki.ca_cert, pki.hub_cert, pki.hub_key),
-                          subscriptions=topics.hub_subscriptions(None)) as bridge:
-        server = asyncio.create_task(bridge.serve(handler, offer))
-        sender = raw_client(pki, "rec-a", rig.port)
-        sender.connect("127.0.0.1", rig.port)
-        sender.loop_start()
-        try:
-            for p in (b"now", b"after-work", b"ordinary"):
-                sender.publish(topic, p, qos=1).wait_for_publish(30)
-            async with asyncio.timeout(30):
-                while len(held) < 2 or not handled:
-                    await asyncio.sleep(0.01)
-            assert handled == [b"ordinary"], "what the offer takes never reaches the handler"
-            held.pop(b"now")(None)
-            held.pop(b"after-work")(work(b"after-work"))
-            await asyncio.sleep(0.5)  # their acknowledgements go out
-            assert ran == [b"after-work"] and bridge.redelivery_drops == 0
-            sender.publish(topic, b"fails", qos=1).wait_for_publish(30)
-            async with asyncio.timeout(30):
-                while b"fails" not in held:
-                    await asyncio.sleep(0.01)
-            held.pop(b"fails")(work(b"fails", fail=True))
-            await asyncio.wait_for(redelivered.wait(), 30)
-        finally:
-            sender.disconnect()
-            sender.loop_stop()
-            server.cancel()
+    async with serving(rig, "bridge-offer-test", handler, offer) as (bridge, sender):
+        for p in (b"now", b"after-work", b"ordinary"):
+            sender.publish(topic, p, qos=1).wait_for_publish(30)
+        async with asyncio.timeout(30):
+            while len(held) < 2 or not handled:
+                await asyncio.sleep(0.01)
+        assert handled == [b"ordinary"], "what the offer takes never reaches the handler"
+        held.pop(b"now")(None)
+        held.pop(b"after-work")(work(b"after-work"))
+        await asyncio.sleep(0.5)  # their acknowledgements go out
+        assert ran == [b"after-work"] and bridge.redelivery_drops == 0
+        sender.publish(topic, b"fails", qos=1).wait_for_publish(30)
+        async with asyncio.timeout(30):
+            while b"fails" not in held:
+                await asyncio.sleep(0.01)
+        held.pop(b"fails")(work(b"fails", fail=True))
+        await asyncio.wait_for(redelivered.wait(), 30)
     assert bridge.failures == 1 and bridge.redelivery_drops >= 1
     # everything else was acknowledged: after the reconnect only the failed one came again
     assert sorted(offered) == sorted([b"now", b"after-work", b"ordinary", b"fails", b"fails"])
@@ -198,7 +195,6 @@ async def test_a_receive_buffer_is_filled_again_only_once_no_view_of_it_is_left(
             made.append(n)
 
     monkeypatch.setattr(bridge_mod, "_Body", Counted)
-    pki = rig.pki
     payloads = [os.urandom(200_000) for _ in range(40)]  # all the same length
     kept: dict[int, memoryview] = {}  # every third message's view, kept to the end
     buffers: set[int] = set()
@@ -214,23 +210,12 @@ async def test_a_receive_buffer_is_filled_again_only_once_no_view_of_it_is_left(
         if len(seen) == len(payloads):
             done.set()
 
-    async with MqttBridge(host="127.0.0.1", port=rig.port, client_id="bridge-reuse-test",
-                          tls=tls_context(pki.ca_cert, pki.hub_cert, pki.hub_key),
-                          subscriptions=topics.hub_subscriptions(None)) as bridge:
-        server = asyncio.create_task(bridge.serve(handler))
-        sender = raw_client(pki, "rec-a", rig.port)
-        sender.connect("127.0.0.1", rig.port)
-        sender.loop_start()
-        try:
-            for p in payloads:  # one at a time: each handled before the next arrives
-                sender.publish(topics.device_topic("rec-a", "chunk"), p,
-                               qos=1).wait_for_publish(30)
-                await asyncio.sleep(0.01)
-            await asyncio.wait_for(done.wait(), 60)
-        finally:
-            sender.disconnect()
-            sender.loop_stop()
-            server.cancel()
+    async with serving(rig, "bridge-reuse-test", handler) as (_bridge, sender):
+        for p in payloads:  # one at a time: each handled before the next arrives
+            sender.publish(topics.device_topic("rec-a", "chunk"), p,
+                           qos=1).wait_for_publish(30)
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(done.wait(), 60)
     assert sorted(seen) == sorted(payloads)
     by_content = {p: i for i, p in enumerate(seen)}
     for n, view in kept.items():
