@@ -281,10 +281,9 @@ class ChunkWorker:
         self._shm: mmap.mmap | None = None
         self._view: memoryview | None = None
         self._free: list[int] = []
-        # waiting for a slot, in order: a chunk() (its future) or a submit() (sent as soon
-        # as a slot is free)
-        self._slot_waiters: deque[asyncio.Future[None] | _Submitted] = deque()
-        # request id -> (its answer: a future, or a callback of submit(); its slot or -1;
+        # chunks waiting for a slot, in order (sent as soon as one is free)
+        self._slot_waiters: deque[_Submitted] = deque()
+        # request id -> (its answer: a chunk's callback, or a digest's future; its slot or -1;
         # when it was sent)
         self._pending: dict[int, tuple[asyncio.Future[bytes] | Answered, int, float]] = {}
         self._watchdog: asyncio.TimerHandle | None = None
@@ -386,11 +385,8 @@ class ChunkWorker:
         for fut, _slot, _sent in pending.values():
             self._answer(fut, WorkerGone("the chunk worker stopped"))
         waiters, self._slot_waiters = self._slot_waiters, deque()
-        for w in waiters:  # they see the worker gone
-            if isinstance(w, _Submitted):
-                self._answer(w.answered, WorkerGone("the chunk worker stopped"))
-            elif not w.done():
-                w.set_result(None)
+        for job in waiters:
+            self._answer(job.answered, WorkerGone("the chunk worker stopped"))
         proc, self._proc = self._proc, None
         if proc is not None:
             try:
@@ -484,7 +480,7 @@ class ChunkWorker:
             elif status != OK:
                 error = WorkerGone(f"the chunk worker failed: {extra.decode(errors='replace')}")
             elif not isinstance(fut, asyncio.Future):
-                self.chunks += 1  # (a chunk() counts its own)
+                self.chunks += 1  # (a staged chunk; a future is a DIGEST's answer)
             self._answer(fut, error, extra)
 
     @staticmethod
@@ -506,31 +502,11 @@ class ChunkWorker:
     def _release(self, slot: int) -> None:
         self._free.append(slot)
         while self._slot_waiters and self._free:
-            w = self._slot_waiters.popleft()
-            if isinstance(w, _Submitted):
-                self._send_chunk(w)
-            elif not w.done():
-                w.set_result(None)
-                return
+            self._send_chunk(self._slot_waiters.popleft())
 
-    async def _take_slot(self, tid: int) -> int:
-        while not self._free:
-            self.slot_waits += 1
-            w: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._slot_waiters.append(w)
-            try:
-                await w
-            except asyncio.CancelledError:
-                if w.done() and not w.cancelled() and self._free:
-                    self._release(self._free.pop())  # pass the wake-up on
-                raise
-            if tid not in self._tids:
-                raise WorkerGone("the chunk worker stopped")
-        return self._free.pop()
-
-    async def _ask(self, msg: bytes, req: int, slot: int = -1) -> bytes:
+    async def _ask(self, msg: bytes, req: int) -> bytes:
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[req] = (fut, slot, time.monotonic())
+        self._pending[req] = (fut, -1, time.monotonic())
         try:
             self._send(msg)
         except WorkerGone:
@@ -571,21 +547,23 @@ class ChunkWorker:
 
     async def chunk(self, tid: int, index: int, data: bytes | memoryview, sha256: bytes,
                     last: bool) -> None:
-        """Check, open and stage one chunk. Raises :class:`ChunkHashMismatch`,
-        ``EnvelopeError`` (tampered), ``OSError`` (e.g. ENOSPC) or :class:`WorkerGone`."""
-        if tid not in self._tids:
-            raise WorkerGone("transfer not open in the current chunk worker")
-        n = memoryview(data).nbytes
-        if n > self.slot_bytes:
-            raise WorkerGone(f"{n} bytes do not fit a slot")
-        slot = await self._take_slot(tid)
-        assert self._view is not None
-        start = slot * self.slot_bytes
-        self._view[start:start + n] = data
-        req = next(self._ids)
-        msg = _HEAD.pack(_CHUNK_OP, tid, req) + _CHUNK.pack(slot, index, n, last, sha256)
-        await self._ask(msg, req, slot)
-        self.chunks += 1
+        """Check, open and stage one chunk (:meth:`submit`, waiting for its answer). Raises
+        :class:`ChunkHashMismatch`, ``EnvelopeError`` (tampered), ``OSError`` (e.g. ENOSPC)
+        or :class:`WorkerGone`. A caller cancelled meanwhile does not count the chunk as
+        received, though the worker may still write it (a later copy writes the same bytes)."""
+        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def answered(error: BaseException | None) -> None:
+            if answer.done():  # (the caller was cancelled)
+                return
+            if error is None:
+                answer.set_result(None)
+            else:
+                answer.set_exception(error)
+
+        if not self.submit(tid, index, data, sha256, last, answered):
+            raise WorkerGone("transfer not open in the current chunk worker, or too large")
+        await answer
 
     def submit(self, tid: int, index: int, data: bytes | memoryview, sha256: bytes,
                last: bool, answered: Answered) -> bool:
@@ -603,7 +581,7 @@ class ChunkWorker:
         job = _Submitted(tid, index, data, sha256, last, answered)
         if self._free and not self._slot_waiters:
             self._send_chunk(job)
-        else:  # sent when a slot is free (a chunk() waiting already goes first)
+        else:  # sent when a slot is free, after those waiting already
             self.slot_waits += 1
             self._slot_waiters.append(job)
         return True

@@ -280,11 +280,12 @@ class Ingest:
         up to the worker's slots.
 
         Taken only when nothing needs the database or a decision: a well-formed chunk, under
-        its own recorder's topic, of an open transfer, in range, not yet held, of the right
-        length; the recorder checked active within ``REVOCATION_TTL``; a slot free. Anything
-        else returns False and goes to :meth:`handle` as usual. A chunk the worker refuses (hash, tampering, disk full, the
-        worker gone) is handed to :meth:`handle` from the start, which refuses it, or stages it
-        itself, exactly as it would have without the fast lane. ``then(None)`` (acknowledge)
+        its own recorder's topic, of an open transfer in a worker's care, in range, not yet
+        held, of the right length; the recorder checked active within ``REVOCATION_TTL``.
+        Anything else returns False and goes to :meth:`handle` as usual. A chunk the worker
+        refuses (hash, tampering, disk full, the worker gone) is handed to :meth:`handle` from
+        the start, which refuses it, or stages it itself, exactly as it would have without the
+        fast lane. ``then(None)`` (acknowledge)
         comes only after the worker wrote the chunk; the chunk that completes the transfer is
         acknowledged after the segment is stored and receipted."""
         if not self._workers:
@@ -340,7 +341,7 @@ class Ingest:
         if error is not None:
             # the ordinary path, from the start: it refuses the chunk (and logs and records
             # why) or, if the worker is gone, stages it on the event loop
-            then(functools.partial(self.handle, topic, payload, counted=True))
+            then(self._ordinary(topic, payload))
             return
         entry.transfer.mark(index)
         self.stats.chunks_fast_lane += 1
@@ -358,7 +359,11 @@ class Ingest:
             self._chunk_replay(chunk, "already received")
             then(None)
         else:
-            then(functools.partial(self.handle, topic, payload, counted=True))
+            then(self._ordinary(topic, payload))
+
+    def _ordinary(self, topic: str, payload: bytes | memoryview) -> Then:
+        """An offered message, handed back to :meth:`handle` (counted already)."""
+        return functools.partial(self.handle, topic, payload, counted=True)
 
     async def _complete_offered(self, key: tuple[str, str], entry: _Open, topic: str) -> None:
         """Store a transfer the fast lane completed, as :meth:`handle` would after its last

@@ -556,12 +556,12 @@ class MqttBridge:
         (MQTT v5 allows the short form for success), and one TLS record and one system call
         for all of them cost less than paho's per-packet path."""
         mids, self._acks = self._acks, []
-        if connection != self.connects or self.client.socket() is None:
-            return  # the broker redelivers them on the new connection
-        blob = b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids)
         c = self.client
         sock = c.socket()
-        if not c._out_packet and sock is not None:
+        if connection != self.connects or sock is None:
+            return  # the broker redelivers them on the new connection
+        blob = b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids)
+        if not c._out_packet:
             # Nothing of paho's is waiting to be written: write now, rather than queue it and
             # wait a loop iteration for the socket to be writable (two epoll changes and
             # paho's write path each time). What the socket does not take goes to paho's queue:
