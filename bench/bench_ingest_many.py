@@ -44,18 +44,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import chunk_payloads, end_session, send_window, table, wait_hub_ready
-from support.hubproc import child_pids, enroll, write_hub_toml
+from common import chunk_payloads, send_window, start_hub, stop_hub, table, wait_hub_ready
+from support.hubproc import child_pids
 from support.rig import (
     fake_segment,
-    hub_config,
     make_pki,
     make_store,
     raw_client,
 )
 
 from lerec.deploy.broker import Broker
-from lerec.hub.config import IngestSettings
 from lerec.protocol import Signed, Want, decode_any, keys, topics
 
 CHUNK = 256 * 1024
@@ -172,25 +170,6 @@ def baseline(pki, port: int, payloads: dict[str, list[bytes]], out: Path, usage:
     else:
         out.unlink()
     return elapsed, cpu
-
-
-def start_hub(pki, port: int, root: Path, devices: list[str],
-              client_id: str = "lerec-hub-bench",
-              chunk_workers: int | None = None) -> subprocess.Popen:
-    """``lerec-hub run`` with ``devices`` enrolled; ``chunk_workers`` overrides the default."""
-    # (a client id of its own per hub: a persistent session of an earlier hub would hold
-    # the baseline's chunks, queued while it was away)
-    ingest = IngestSettings() if chunk_workers is None else IngestSettings(
-        chunk_workers=chunk_workers)
-    cfg = hub_config(pki, port, root, client_id=client_id, log_level="WARNING", ingest=ingest)
-    root.mkdir(parents=True, exist_ok=True)
-    enroll(cfg, pki, devices)
-    write_hub_toml(cfg, root / "hub.toml")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "lerec-hub"), "--config",
-                             str(root / "hub.toml"), "run"],
-                            stdout=open(root / "hub.log", "wb"), stderr=subprocess.STDOUT)
-    time.sleep(2.0)
-    return proc
 
 
 class Usage:
@@ -355,8 +334,8 @@ def main() -> None:
             def hub_path(r: int = r, inline: bool = False) -> tuple[float, list[float], float]:
                 # a fresh hub (database, store) each round, fed the same sealed segments
                 name = f"hub{r}" + ("-inline" if inline else "")
-                hub = start_hub(pki, broker.port, root / name, devices,
-                                client_id=f"lerec-{name}", chunk_workers=0 if inline else None)
+                hub = start_hub(pki, broker.port, root / name, devices, f"lerec-{name}",
+                                chunk_workers=0 if inline else None)
                 u = use["inline" if inline else "hub"]
                 try:
                     wait_hub_ready(pki, broker.port, devices[0])
@@ -366,14 +345,7 @@ def main() -> None:
                     u.hub_main = cpu_seconds(hub.pid) - main0
                     return hub_time, latencies, tree_cpu_seconds(hub.pid) - cpu0
                 finally:
-                    hub.terminate()
-                    hub.wait(30)
-                    end_session(pki, broker.port, f"lerec-{name}")
-                    # Gone, like the baseline's file after its round: kept, every round's
-                    # 480 MB would make the next hub write into memory the kernel has not
-                    # handed out before (slower to fault in on a virtual machine), while the
-                    # baselines reuse what the last one freed.
-                    shutil.rmtree(root / name, ignore_errors=True)
+                    stop_hub(hub, pki, broker.port, f"lerec-{name}", root / name)
 
             def hub_inline() -> tuple[float, list[float], float]:
                 return hub_path(inline=True)

@@ -30,18 +30,17 @@ from pathlib import Path
 
 from common import (
     chunk_payloads,
-    end_session,
     median,
     send_window,
+    start_hub,
+    stop_hub,
     table,
     wait_hub_ready,
     workdir,
 )
-from support.hubproc import write_hub_toml
-from support.rig import fake_segment, hub_config, make_pki, make_store, raw_client
+from support.rig import fake_segment, make_pki, make_store, raw_client
 
 from lerec.deploy.broker import Broker
-from lerec.hub.config import IngestSettings
 from lerec.protocol import Signed, Want, decode_any, keys, topics
 
 
@@ -73,26 +72,6 @@ def baseline(pki, port: int, device: str, payloads: list[bytes], out_dir: Path, 
     pub.loop_stop()
     os.unlink(out_dir / "baseline.bin")
     return elapsed
-
-
-def hub_process(pki, port: int, root: Path, client_id: str, devices: tuple[str, ...],
-                chunk_workers: int | None = None):
-    """The hub daemon as its own process, as deployed (lerec-hub run); ``chunk_workers``
-    overrides the configured default."""
-    ingest = IngestSettings() if chunk_workers is None else IngestSettings(
-        chunk_workers=chunk_workers)
-    cfg = hub_config(pki, port, root, client_id=client_id, log_level="WARNING", ingest=ingest)
-    root.mkdir(parents=True, exist_ok=True)
-    write_hub_toml(cfg, root / "hub.toml")
-    hub_bin = str(Path(sys.executable).parent / "lerec-hub")
-    for d in devices:
-        files = pki.device(d)
-        subprocess.run([hub_bin, "--config", str(root / "hub.toml"), "enroll", d,
-                        "--signing-pub", str(files.signing_pub), "--cert", str(files.cert)],
-                       check=True, capture_output=True)
-    proc = subprocess.Popen([hub_bin, "--config", str(root / "hub.toml"), "run"],
-                            stdout=open(root / "hub.log", "wb"), stderr=subprocess.STDOUT)
-    return proc
 
 
 def through_hub(pki, port: int, store, row, payloads: list[bytes], r: int | str,
@@ -148,30 +127,23 @@ def main() -> None:
             base_times.append(baseline(pki, broker.port, "rec-a", payloads, root, r))
             if args.inline:
                 os.sync()
-                hub = hub_process(pki, broker.port, root / f"hub-{r}-inline",
-                                  f"lerec-hub-bench-{r}-inline", ("rec-a",), chunk_workers=0)
+                hub = start_hub(pki, broker.port, root / f"hub-{r}-inline",
+                                ("rec-a",), f"lerec-hub-bench-{r}-inline", chunk_workers=0)
                 try:
                     wait_hub_ready(pki, broker.port, "rec-a", f"bench-probe-{r}-inline")
                     inline_times.append(through_hub(pki, broker.port, store, row, payloads,
                                                     f"{r}-inline", accept=False))
                 finally:
-                    hub.terminate()
-                    hub.wait(30)
-                    end_session(pki, broker.port, f"lerec-hub-bench-{r}-inline")
-                    shutil.rmtree(root / f"hub-{r}-inline", ignore_errors=True)
+                    stop_hub(hub, pki, broker.port, f"lerec-hub-bench-{r}-inline",
+                             root / f"hub-{r}-inline")
             os.sync()
-            hub = hub_process(pki, broker.port, root / f"hub-{r}", f"lerec-hub-bench-{r}",
-                              ("rec-a",))
+            hub = start_hub(pki, broker.port, root / f"hub-{r}", ("rec-a",),
+                            f"lerec-hub-bench-{r}")
             try:
                 wait_hub_ready(pki, broker.port, "rec-a", f"bench-probe-{r}")
                 hub_times.append(through_hub(pki, broker.port, store, row, payloads, r))
             finally:
-                hub.terminate()
-                hub.wait(30)
-                end_session(pki, broker.port, f"lerec-hub-bench-{r}")
-                # gone, like the baseline's file: the next paths then all write into memory
-                # the kernel handed out before (first use is slower on a virtual machine)
-                shutil.rmtree(root / f"hub-{r}", ignore_errors=True)
+                stop_hub(hub, pki, broker.port, f"lerec-hub-bench-{r}", root / f"hub-{r}")
                 shutil.rmtree(root / f"rec-{r}", ignore_errors=True)
             rows.append((str(r + 1), f"{size / base_times[-1] / 1e6:.0f}",
                          f"{size / hub_times[-1] / 1e6:.0f}",

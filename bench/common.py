@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +36,39 @@ def send_window(client, topic: str, payloads: list[bytes], window: int = 16) -> 
             inflight.pop(0).wait_for_publish(120)
     for info in inflight:
         info.wait_for_publish(120)
+
+
+def start_hub(pki, port: int, root: Path, devices, client_id: str,
+              chunk_workers: int | None = None) -> subprocess.Popen:
+    """``lerec-hub run`` as its own process, as deployed, with ``devices`` enrolled, its data
+    and log in ``root``; ``chunk_workers`` overrides the configured default. A client id of
+    its own per hub: a persistent session of an earlier hub would hold what was published
+    while it was away."""
+    from support.hubproc import enroll, write_hub_toml
+    from support.rig import hub_config
+
+    from lerec.hub.config import IngestSettings
+
+    ingest = IngestSettings() if chunk_workers is None else IngestSettings(
+        chunk_workers=chunk_workers)
+    cfg = hub_config(pki, port, root, client_id=client_id, log_level="WARNING", ingest=ingest)
+    root.mkdir(parents=True, exist_ok=True)
+    enroll(cfg, pki, devices)
+    write_hub_toml(cfg, root / "hub.toml")
+    return subprocess.Popen([str(Path(sys.executable).parent / "lerec-hub"), "--config",
+                             str(root / "hub.toml"), "run"],
+                            stdout=open(root / "hub.log", "wb"), stderr=subprocess.STDOUT)
+
+
+def stop_hub(hub: subprocess.Popen, pki, port: int, client_id: str, root: Path) -> None:
+    """Stop a hub of :func:`start_hub`, end its broker session and remove its folder, like
+    the baselines' files after their round: kept, every later hub would write into memory the
+    kernel had not handed out before (slower to fault in on a virtual machine), while the
+    baselines reuse what the last one freed."""
+    hub.terminate()
+    hub.wait(30)
+    end_session(pki, port, client_id)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def end_session(pki, port: int, client_id: str) -> None:
