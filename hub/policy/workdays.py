@@ -21,6 +21,7 @@ package does not cover must contain at least one rest-day override on a Mondayâ€
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -82,11 +83,7 @@ class ChineseCalendarSource:
     """:class:`HolidaySource` backed by the ``chinesecalendar`` package (State Council data)."""
 
     def covers(self, year: int) -> bool:
-        try:
-            chinese_calendar.is_workday(date(year, 1, 1))
-        except NotImplementedError:
-            return False
-        return True
+        return _package_covers(year)
 
     def is_workday(self, day: date) -> bool:
         try:
@@ -95,8 +92,20 @@ class ChineseCalendarSource:
             raise CalendarNotCovered(day.year) from None
 
 
+@functools.cache
+def _package_covers(year: int) -> bool:
+    """Whether the installed ``chinesecalendar`` has ``year`` (its data is fixed per release;
+    asked once per year, not once per day decided)."""
+    try:
+        chinese_calendar.is_workday(date(year, 1, 1))
+    except NotImplementedError:
+        return False
+    return True
+
+
 class WorkdayCalendar:
-    """Working-day calendar; see the module docstring for the decision rules."""
+    """Working-day calendar; see the module docstring for the decision rules. Immutable: a
+    changed override table is a new calendar (so each day is decided once per instance)."""
 
     def __init__(
         self,
@@ -110,6 +119,7 @@ class WorkdayCalendar:
             {day: _as_override(day, value) for day, value in overrides.items()}
         )
         self._covered_years = frozenset(covered_years)
+        self._decided: dict[date, DayStatus] = {}
         for year in sorted(self._covered_years):
             if self._source.covers(year):
                 continue
@@ -137,6 +147,12 @@ class WorkdayCalendar:
 
     def explain(self, day: date) -> DayStatus:
         """Decide ``day`` and say which rule decided it."""
+        status = self._decided.get(day)
+        if status is None:
+            status = self._decided[day] = self._explain(day)
+        return status
+
+    def _explain(self, day: date) -> DayStatus:
         override = self._overrides.get(day)
         if override is not None:
             return DayStatus(

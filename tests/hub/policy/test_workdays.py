@@ -190,3 +190,29 @@ def test_bad_tables_are_rejected_naming_the_file(tmp_path, text: str) -> None:
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(CalendarConfigError):
         load_override_table(tmp_path / "nope.yaml")
+
+
+def test_each_day_is_decided_once_per_calendar() -> None:
+    """A calendar is immutable, so it decides each day once (deadlines of many segments ask
+    about the same few days), and an uncovered year is asked again every time: an error is
+    never remembered as a decision."""
+
+    class Counting(ChineseCalendarSource):
+        def __init__(self) -> None:
+            self.asked: list[date] = []
+
+        def is_workday(self, day: date) -> bool:
+            self.asked.append(day)
+            return super().is_workday(day)
+
+    source = Counting()
+    cal = WorkdayCalendar(source=source)
+    first = cal.nth_workday_after(date(2024, 9, 27), 2)
+    asked = list(source.asked)
+    assert first == date(2024, 9, 30)  # 29th: a Sunday made a working day (国庆调休)
+    assert asked == [date(2024, 9, 28), date(2024, 9, 29), date(2024, 9, 30)]
+    assert cal.nth_workday_after(date(2024, 9, 27), 2) == first
+    assert source.asked == asked, "asked the source again"
+    for _ in range(2):
+        with pytest.raises(CalendarNotCovered):
+            cal.is_workday(date(UNCOVERED, 3, 2))
