@@ -62,7 +62,7 @@ class LocalBlobStore:
         finally:
             os.close(fd)
         os.chmod(path, 0o444)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._make_dirs(final.parent)
         try:
             os.link(path, final)
         except FileExistsError:
@@ -75,6 +75,19 @@ class LocalBlobStore:
         fsync_dir(final.parent)
         os.unlink(path)
         return ref
+
+    def _make_dirs(self, leaf: Path) -> None:
+        """Create the object's ``<2 hex>/<2 hex>`` folders that are missing, each made durable
+        (its parent fsynced) before the object is linked into it: otherwise a crash could lose
+        the folder, and the object in it, after its receipt was sent."""
+        if leaf.is_dir():
+            return
+        for folder in (leaf.parent, leaf):
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue
+            fsync_dir(folder.parent)
 
     async def put_file(self, path: Path, sha256_hex: str, length: int) -> str:
         return await asyncio.to_thread(self._put, Path(path), sha256_hex, length)
