@@ -212,6 +212,7 @@ class Ingest:
         on_stored: Callable[[Segment], Awaitable[None]] | None = None,
         on_heartbeat: Callable[[str, int], Awaitable[None]] | None = None,
         on_clock: Callable[[Heartbeat, int], Awaitable[Any]] | None = None,
+        on_replaced: Callable[[SegmentManifest, Segment], Awaitable[None]] | None = None,
         metrics: HubMetrics | None = None,
         shared: bool = False,
         chunk_workers: int = 0,
@@ -231,6 +232,8 @@ class Ingest:
         self.on_stored = on_stored
         self.on_heartbeat = on_heartbeat
         self.on_clock = on_clock  # (verified heartbeat, hub time of arrival in ms)
+        # (verified manifest refused as a replacement of a stored segment, that segment)
+        self.on_replaced = on_replaced
         self._background: set[asyncio.Task[None]] = set()
         self.stats = IngestStats()
         self.metrics = metrics
@@ -437,7 +440,7 @@ class Ingest:
                     # a folder and three small files: less than a trip to a worker thread
                     transfer = Transfer.create(self._staging(key), signed, shared=self.shared)
                 except StorageFull as exc:
-                    remove_transfer(self._staging(key))  # only the lock file is there
+                    remove_transfer(self._staging(key))  # only the empty folder is there
                     raise Refused("hub_storage_full", str(exc), fatal=False,
                                   segment_id=m.segment_id) from None
                 except OSError as exc:
@@ -464,7 +467,8 @@ class Ingest:
     ) -> None:
         """A manifest whose segment id or sequence number is already stored: a replay gets the
         stored receipt again (and any staging left over from a crash is removed); anything else
-        is refused."""
+        is refused, and reported to ``on_replaced``: a second segment the recorder signed for a
+        stored number is a replaced record."""
         m = signed.message
         if existing is not None:
             if existing.manifest_hash == signed.digest and existing.device_id == m.device_id:
@@ -479,12 +483,21 @@ class Ingest:
                 await self._drop_staging(key, locked=locked)
                 await self._reply(m.device_id, existing.receipt)
                 return
-            raise Refused("segment_id_reused", f"segment id {m.segment_id} is already stored "
-                          "with a different manifest", fatal=True, segment_id=m.segment_id)
-        assert same_seq is not None
-        raise Refused("seq_reused", f"sequence number {m.seq} of {m.device_id} already "
-                      f"belongs to segment {same_seq.segment_id}", fatal=True,
-                      segment_id=m.segment_id)
+            refused = Refused("segment_id_reused", f"segment id {m.segment_id} is already "
+                              "stored with a different manifest", fatal=True,
+                              segment_id=m.segment_id)
+        else:
+            assert same_seq is not None
+            refused = Refused("seq_reused", f"sequence number {m.seq} of {m.device_id} already "
+                              f"belongs to segment {same_seq.segment_id}", fatal=True,
+                              segment_id=m.segment_id)
+        stored = existing if existing is not None else same_seq
+        if self.on_replaced is not None and stored is not None:
+            try:
+                await self.on_replaced(m, stored)
+            except Exception:  # the refusal is what matters to the recorder
+                log.exception("could not report replaced segment %s", m.segment_id)
+        raise refused
 
     async def _drop_staging(self, key: tuple[str, str], *, locked: bool) -> None:
         """Remove what a crash between the row commit and the clean-up left in staging."""

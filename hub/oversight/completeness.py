@@ -52,11 +52,12 @@ import bisect
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lerec.protocol import UNASSIGNED, ZERO_HASH
+from lerec.protocol import UNASSIGNED, ZERO_HASH, SegmentManifest
 from sqlalchemy import (
     Select,
     and_,
@@ -73,7 +74,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import Device, Segment
 from ..db.oversight_models import Alert, SegmentDeletion, SeqReport
-from ..db.types import utcnow
+from ..db.types import from_ms, utcnow
+from ..policy._time import local_text
 from ..policy.gaps import ArrivedManifest, Gap, GapKind, find_gaps
 from .alerts import ABSENT_KINDS, HUB, AlertKind, close_alert, raise_alert
 from .settings import DEFAULT_SETTINGS, OversightSettings
@@ -606,3 +608,38 @@ async def _scan_full(
             await record_report(session, device_id, dev.last_seq_reported, now)
         raised += await check_device(session, device_id, now, settings)
     return raised
+
+
+async def report_replaced(
+    session: AsyncSession,
+    manifest: SegmentManifest,
+    stored: Segment,
+    now: dt.datetime | None = None,
+) -> Alert | None:
+    """A recorder signed a second, different segment under a sequence number (or segment id)
+    that is already stored: the ingest refuses it, and this raises a ``chain_broken`` alert
+    naming the device, the officers and the time windows of both (a replaced record: 第二十六条
+    forbids officers keeping or altering recordings). Once per distinct manifest: the same
+    refused manifest sent again raises nothing new. None if it was raised before."""
+    digest = hashlib.sha256(manifest.sha256 + manifest.segment_id.encode()).hexdigest()[:16]
+    new_start, new_end = from_ms(manifest.start_ms), from_ms(manifest.end_ms)
+    officers = sorted({o for o in (_officer(manifest.officer_id), _officer(stored.officer_id))
+                       if o})
+    same_seq = stored.device_id == manifest.device_id and stored.seq == manifest.seq
+    what = (f"序号 {manifest.seq} 的音像记录已于 {local_text(stored.received_at)} 存储"
+            if same_seq else f"记录编号 {manifest.segment_id} 已被设备 {stored.device_id} "
+            f"序号 {stored.seq} 的记录使用")
+    message = (
+        f"设备 {manifest.device_id}：{what}，又收到该设备签名的另一条内容不同的记录"
+        f"（序号 {manifest.seq}，时间 {local_text(new_start)} 至 {local_text(new_end)}），"
+        f"已拒收。已存储记录的时间 {local_text(stored.start_at)} 至 "
+        f"{local_text(stored.end_at)}；相关执法人员：{'、'.join(officers) or '未知'}。"
+        "记录可能被替换或伪造，请核查该设备及其使用人员"
+    )
+    return await raise_alert(
+        session, kind=AlertKind.CHAIN_BROKEN,
+        key=f"replaced:{manifest.device_id}:{manifest.seq}:{digest}", message_zh=message,
+        device_id=manifest.device_id, officer_ids=officers,
+        window_start=min(new_start, stored.start_at), window_end=max(new_end, stored.end_at),
+        first_seq=manifest.seq, last_seq=manifest.seq, segment_id=stored.segment_id, now=now,
+    )

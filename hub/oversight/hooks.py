@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from lerec.protocol import SegmentManifest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.engine import background_writes
@@ -29,7 +30,7 @@ from ..db.oversight_models import Alert, SegmentDeadline, SegmentLink
 from ..db.types import utcnow
 from ..policy.workdays import WorkdayCalendar
 from .calendar import load_calendar
-from .completeness import check_segment, on_heartbeat, scan_gaps
+from .completeness import check_segment, on_heartbeat, report_replaced, scan_gaps
 from .links import StepSource, auto_link_segment
 from .settings import DEFAULT_SETTINGS, OversightSettings
 from .timeliness import record_deadline
@@ -142,6 +143,16 @@ class IngestHooks:
                 await on_segment_stored(s, seg, source=self.source, settings=self.settings,
                                         cal=cal)
         self.batches += 1
+
+    async def on_replaced(self, manifest: SegmentManifest, stored: Segment) -> None:
+        """The ingest refused a second, different segment for a stored sequence number or
+        segment id: raise its alert (:func:`report_replaced`)."""
+        try:
+            async with self.sessions() as s, s.begin():
+                await report_replaced(s, manifest, stored)
+        except Exception:
+            log.exception("could not raise the alert for a replaced segment %s of %s",
+                          manifest.segment_id, manifest.device_id)
 
     async def on_heartbeat(self, device_id: str, last_seq: int) -> None:
         try:

@@ -10,6 +10,7 @@ rejection. A smaller sample goes through the real broker into a running hub.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -20,6 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lerec.hub import fleet
 from lerec.hub.daemon.ingest import Ingest
+from lerec.hub.db.oversight_models import Alert
+from lerec.hub.oversight.hooks import IngestHooks
 from lerec.hub.db import Rejection, Segment, make_engine, migrate, sessionmaker, sqlite_url
 from lerec.hub.storage import LocalBlobStore
 from lerec.protocol import (
@@ -256,6 +259,55 @@ def test_replays_are_recognised_and_counted(ingest_env, pki, tmp_path):
     assert not ingest.stats.rejected
     receipts = [p for _, p in replies if p and decode_any_is_receipt(p)]
     assert len(receipts) == 2 and receipts[0] == receipts[1]
+
+
+def test_a_replaced_segment_is_refused_and_raises_an_alert(ingest_env, pki, tmp_path):
+    """The recorder signs a second, different segment under a stored sequence number (and
+    another under a stored segment id): each is refused (fatal) and raises one chain_broken
+    alert naming device, officer and time window; sending it again raises nothing new."""
+    loop, ingest, store, sessions, replies, counter = ingest_env
+    hooks = IngestHooks(sessions)
+    ingest.on_replaced = hooks.on_replaced
+    rec = make_store(pki, "rec-a", tmp_path / "r", chunk_size=1024)
+    row = rec.seal(fake_segment(rec, 1500))
+    run = loop.run_until_complete
+    run(ingest.handle(topics.device_topic("rec-a", "manifest"), row.manifest))
+    for i in range(2):
+        data = rec.read_chunk(row, i)
+        run(ingest.handle(topics.device_topic("rec-a", "chunk"), encode_message(
+            Chunk("rec-a", row.segment_id, i, hashlib.sha256(data).digest(), data))))
+    assert ingest.stats.segments_stored == 1
+    original = decode_signed(row.manifest, SegmentManifest).message
+    other_seq = dataclasses.replace(original, segment_id="f" * 32, sha256=b"\x01" * 32,
+                                    officer_id="officer-9")
+    other_id = dataclasses.replace(original, seq=original.seq + 1, sha256=b"\x02" * 32)
+    for forged in (other_seq, other_id, other_seq):
+        run(ingest.handle(topics.device_topic("rec-a", "manifest"), rec.sign(forged)))
+    assert ingest.stats.rejected == {"seq_reused": 2, "segment_id_reused": 1}
+
+    async def alerts():
+        async with sessions() as s:
+            return (await s.execute(select(Alert).order_by(Alert.id))).scalars().all()
+
+    got = run(alerts())
+    assert [a.kind for a in got] == ["chain_broken", "chain_broken"]
+    assert [(a.first_seq, a.last_seq) for a in got] == [(original.seq, original.seq),
+                                                        (original.seq + 1, original.seq + 1)]
+    for a in got:
+        assert a.device_id == "rec-a"
+        assert a.window_start is not None and a.window_end is not None
+        assert a.segment_id == row.segment_id and "rec-a" in a.message_zh
+        assert "替换" in a.message_zh and "已拒收" in a.message_zh
+    assert set(got[0].officers) == {"officer-9"}  # (the original was recorded unassigned)
+    assert f"序号 {original.seq} 的音像记录已于" in got[0].message_zh
+    assert f"记录编号 {original.segment_id} 已被设备 rec-a" in got[1].message_zh
+    # the stored segment is untouched
+    assert run(stored_count(sessions)) == 1
+
+
+async def stored_count(sessions) -> int:
+    async with sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(Segment)))
 
 
 def decode_any_is_receipt(payload: bytes) -> bool:
