@@ -90,10 +90,13 @@ case "${1:-}" in
     shift
     start_postgres
     log "test suite on SQLite (embedded default)"
-    "$VENV/bin/pytest" "$@"
-    # Second pass: everything that touches the database, now on PostgreSQL.
+    env -u LEREC_TEST_DATABASE_URL "$VENV/bin/pytest" "$@"
+    # Second pass: everything that touches the database, now on PostgreSQL (the device and
+    # protocol tests have none).
     log "database tests on PostgreSQL ($PG_URL)"
-    if [ $# -eq 0 ]; then set -- tests/hub tests/integration; fi
+    if [ $# -eq 0 ]; then
+      set -- tests/hub tests/integration tests/faults tests/security tests/scaleout tests/web
+    fi
     LEREC_TEST_DATABASE_URL="$PG_URL" "$VENV/bin/pytest" "$@"
     ;;
   *)

@@ -19,7 +19,7 @@ from lerec.hub import fleet
 from lerec.hub.daemon.chunkwork import ChunkHashMismatch, ChunkWorker, WorkerGone
 from lerec.hub.daemon.ingest import Ingest
 from lerec.hub.daemon.staging import Transfer
-from lerec.hub.db import Segment, make_engine, migrate, sessionmaker, sqlite_url
+from lerec.hub.db import Segment, make_engine, migrate, sessionmaker
 from lerec.hub.storage import LocalBlobStore
 from lerec.protocol import (
     Chunk,
@@ -34,6 +34,7 @@ from lerec.protocol import (
     topics,
 )
 from sqlalchemy import select
+from support.databases import database_url
 from support.rig import fake_segment, make_store
 
 DEVICES = ("rec-a", "rec-b")
@@ -43,7 +44,7 @@ class Env:
     def __init__(self, pki, tmp_path, workers: int = 1) -> None:
         self.pki, self.tmp = pki, tmp_path
         self.loop = asyncio.new_event_loop()
-        self.engine = make_engine(sqlite_url(tmp_path / "hub.db"))
+        self.engine = make_engine(database_url(tmp_path))
         self.sessions = sessionmaker(self.engine)
         self.run(migrate(self.engine))
         for d in DEVICES:

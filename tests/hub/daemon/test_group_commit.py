@@ -13,17 +13,18 @@ from sqlalchemy import event, select
 
 from lerec.hub import fleet
 from lerec.hub.daemon.ingest import Ingest
-from lerec.hub.db import Segment, make_engine, migrate, sessionmaker, sqlite_url
+from lerec.hub.db import Segment, make_engine, migrate, sessionmaker
 from lerec.hub.db.audit_models import AuditEntry
 from lerec.hub.storage import LocalBlobStore
 from lerec.protocol import Chunk, Reject, Signed, Want, decode_any, encode_message, keys, topics
+from support.databases import database_url
 from support.rig import fake_segment, make_store
 
 DEVICES = ("rec-a", "rec-b", "rec-c")
 
 
 async def _env(pki, tmp_path):
-    engine = make_engine(sqlite_url(tmp_path / "hub.db"))
+    engine = make_engine(database_url(tmp_path))
     await migrate(engine)
     sessions = sessionmaker(engine)
     for d in DEVICES:

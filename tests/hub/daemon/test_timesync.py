@@ -9,16 +9,17 @@ from lerec.hub import fleet
 from lerec.hub.config import DeviceDefaults
 from lerec.hub.daemon.ingest import Ingest
 from lerec.hub.daemon.timesync import TimeSync
-from lerec.hub.db import make_engine, migrate, sessionmaker, sqlite_url
+from lerec.hub.db import make_engine, migrate, sessionmaker
 from lerec.hub.storage import LocalBlobStore
 from lerec.protocol import ClockInfo, DeviceConfig, Heartbeat, decode_signed, keys, topics
+from support.databases import database_url
 from support.rig import make_store
 
 DEV = "rec-a"
 
 
 async def _env(pki, tmp_path, *, assign=True, **kw):
-    engine = make_engine(sqlite_url(tmp_path / "hub.db"))
+    engine = make_engine(database_url(tmp_path))
     await migrate(engine)
     sessions = sessionmaker(engine)
     f = pki.device(DEV)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 import asyncpg
@@ -11,8 +10,10 @@ import pytest
 from sqlalchemy import text
 
 from lerec.hub.db import make_engine, migrate, sqlite_url
+from support.databases import server
 
-PG = os.environ.get("LEREC_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# PostgreSQL itself, on either pass: LEREC_TEST_DATABASE_URL, else the local server
+PG = server()
 
 
 async def test_sqlite_migrate_twice(tmp_path):

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from lerec.hub.db import make_engine, migrate, sessionmaker, sqlite_url
+from lerec.hub.db import make_engine, migrate, sessionmaker
 from lerec.hub.db.oversight_models import Alert
 from lerec.hub.oversight.alerts import AlertKind, raise_alert
+from support.databases import database_url
 
 
 async def _count(sessions) -> int:
@@ -16,7 +17,7 @@ async def _count(sessions) -> int:
 
 
 async def test_alert_rolls_back_with_its_transaction(tmp_path):
-    engine = make_engine(sqlite_url(tmp_path / "a.db"))
+    engine = make_engine(database_url(tmp_path))
     await migrate(engine)
     sessions = sessionmaker(engine)
 
