@@ -129,3 +129,24 @@ async def test_s3_conditional_put_refuses_overwrite(seaweed, tmp_path):
         await asyncio.to_thread(store.client.put_object, Bucket=store.bucket,
                                 Key=store.key_for(ref), Body=b"other", IfNoneMatch="*")
     assert b"".join([b async for b in store.read_range(ref)]) == data
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+async def test_delete_removes_one_object_and_is_idempotent(kind, seaweed, tmp_path):
+    """What retention (an approved deletion) and its crash recovery rely on: ``delete`` removes
+    exactly that object, and deleting an absent object is not an error."""
+    store = make_store(seaweed, tmp_path) if kind == "s3" else LocalBlobStore(tmp_path / "l")
+    if kind == "s3":
+        await wait_ready(store)
+    kept, gone = os.urandom(5000), os.urandom(7000)
+    refs = []
+    for data in (kept, gone):
+        path, h = staged(store, data)
+        refs.append(await store.put_file(path, h, len(data)))
+    await store.delete(refs[1])
+    assert not await store.exists(refs[1])
+    await store.delete(refs[1])  # again: nothing there, no error
+    await store.delete(ref_for("cd" * 32))  # never stored
+    assert await store.exists(refs[0])
+    assert b"".join([b async for b in store.read_range(refs[0])]) == kept
+    await store.verify(refs[0])
