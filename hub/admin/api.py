@@ -398,6 +398,20 @@ async def all_findings(page: int = Query(1, ge=1, le=100000),
             "cases": [{"case": views.case_json(ctx.rb, c), "findings": fs} for c, fs in items]}
 
 
+@router.get("/alerts", summary="预警：缺号、哈希链断裂、逾期未上传、工作日历未录入（未处理的）")
+async def alerts(ctx: Ctx = NEED["alerts.read"]) -> list[dict[str, Any]]:
+    return [{**a, "at": a["at"].isoformat() if a["at"] else None}
+            for a in await links_adapter.alerts(ctx.db)]
+
+
+@router.get("/deadlines", summary="音像记录上传期限（第二十六条）：逾期未上传、即将逾期、逾期上传")
+async def deadlines(ctx: Ctx = NEED["alerts.read"]) -> dict[str, list[dict[str, Any]]]:
+    lists = await links_adapter.upload_deadlines(ctx.db)
+    return {name: [{k: v.isoformat() if isinstance(v, dt.datetime) else v
+                    for k, v in item.items()} for item in items]
+            for name, items in lists.items()}
+
+
 @router.get("/fleet", summary="执法记录仪设备状态")
 async def fleet(ctx: Ctx = NEED["fleet.read"]) -> list[dict[str, Any]]:
     return [{

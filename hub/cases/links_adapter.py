@@ -178,3 +178,40 @@ async def alerts(session: AsyncSession) -> list[dict[str, Any]]:
     """Open oversight alerts (gaps, replaced segments, not uploaded, calendar) for people."""
     return [{"id": a.id, "kind": a.kind, "at": a.created_at, "device_id": a.device_id or "—",
              "message": a.message_zh} for a in await oversight.list_alerts(session, open_only=True)]
+
+
+#: How a 第二十六条 deadline item stands, for people.
+DEADLINE_STATUS_ZH = {
+    "overdue": "已逾期未上传",
+    "at_risk": "即将逾期",
+    "late": "逾期上传",
+    "calendar_error": "无法计算期限",
+}
+
+
+def _deadline_item(item: Any) -> dict[str, Any]:
+    seqs = str(item.first_seq) + (f"–{item.last_seq}" if item.last_seq != item.first_seq else "")
+    return {
+        "device_id": item.device_id, "seqs": seqs, "first_seq": item.first_seq,
+        "last_seq": item.last_seq, "officer_ids": list(item.officer_ids),
+        "recording_end": item.recording_end, "recording_end_known": item.recording_end_known,
+        "deadline": item.deadline, "status": item.status,
+        "status_zh": DEADLINE_STATUS_ZH.get(item.status, item.status),
+        "segment_id": item.segment_id, "error": item.deadline_error,
+        "uploaded": item.segment_id is not None,
+    }
+
+
+async def upload_deadlines(
+    session: AsyncSession, late_since: dt.datetime | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The 第二十六条 lists: recordings still on a recorder past their deadline ('overdue', with
+    those whose deadline the calendar cannot compute), still on a recorder with little time
+    left ('at_risk'), and stored ones that arrived after their deadline ('late', since
+    ``late_since``: default 90 days)."""
+    since = late_since or utcnow() - dt.timedelta(days=90)
+    return {
+        "overdue": [_deadline_item(i) for i in await oversight.overdue_segments(session)],
+        "at_risk": [_deadline_item(i) for i in await oversight.at_risk_segments(session)],
+        "late": [_deadline_item(i) for i in await oversight.late_segments(session, since)],
+    }

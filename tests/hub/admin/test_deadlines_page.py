@@ -1,0 +1,83 @@
+"""The 第二十六条 lists on the 预警 page and in the API: recordings still on a recorder past their
+upload deadline, those with little time left, and those stored after their deadline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from lerec.hub.db import Device, Segment
+from lerec.hub.db.types import utcnow
+from lerec.hub.oversight import on_heartbeat, on_segment_stored, scan_gaps
+from lerec.protocol import ZERO_HASH
+
+CHINA = dt.timezone(dt.timedelta(hours=8))
+
+
+def _segment(device_id: str, seq: int, end: dt.datetime, received: dt.datetime) -> Segment:
+    manifest = f"manifest {device_id} {seq}".encode()
+    return Segment(
+        segment_id=f"{device_id}-{seq}", device_id=device_id, seq=seq, officer_id="zf-0001",
+        start_at=end - dt.timedelta(minutes=5), end_at=end, media_type="video/mp4", length=1,
+        sha256="00" * 32, important=False, recovered=False, clock_state="synced",
+        clock_offset_ms=0, prev_hash=ZERO_HASH, manifest=manifest,
+        manifest_hash=hashlib.sha256(manifest).digest(), receipt=b"r", stored_ref="sha256:x",
+        received_at=received)
+
+
+async def _story(app) -> None:
+    now = utcnow()
+    long_ago = now - dt.timedelta(days=20)
+    async with app.state.sessions() as s, s.begin():
+        for dev, officer in (("rec-old", "zf-0001"), ("rec-new", "zf-0002"),
+                             ("rec-late", "zf-0003")):
+            s.add(Device(device_id=dev, signing_key=bytes(32), officer_id=officer,
+                         enrolled_at=long_ago - dt.timedelta(days=1)))
+    async with app.state.sessions() as s, s.begin():
+        # rec-old: seq 0 arrived; seqs 1-2 reported 20 days ago and never uploaded (overdue)
+        s.add(_segment("rec-old", 0, long_ago, long_ago + dt.timedelta(minutes=1)))
+        # rec-late: seq 0 ended 20 days ago, stored only now (after its deadline)
+        s.add(_segment("rec-late", 0, long_ago, now))
+    async with app.state.sessions() as s, s.begin():
+        for sid in ("rec-old-0", "rec-late-0"):
+            row = await s.get(Segment, sid)
+            await on_segment_stored(s, row, now=row.received_at)
+        await on_heartbeat(s, "rec-old", 2, long_ago + dt.timedelta(minutes=10))
+        # rec-new: seqs 0-1 reported an hour ago: still within their deadline
+        await on_heartbeat(s, "rec-new", 1, now - dt.timedelta(hours=1))
+    async with app.state.sessions() as s, s.begin():
+        await scan_gaps(s)  # (the daemon's scanner) rec-old's 1-2: reported, never uploaded
+
+
+async def test_deadline_lists_on_the_alerts_page_and_api(app, login):
+    await _story(app)
+    b = await login("unit_head")
+    r = await b.get("/alerts")
+    assert r.status_code == 200, r.text
+    panel = r.text[r.text.index('id="upload-deadlines"'):r.text.index("执法记录仪完整性")]
+    overdue = panel[panel.index("已逾期未上传（"):panel.index("即将逾期（")]
+    assert "rec-old" in overdue and "1–2" in overdue and "zf-0001" in overdue
+    late = panel[panel.index("逾期上传（"):]
+    assert "rec-late" in late and "逾期上传" in late
+    assert "rec-old" not in late and "rec-late" not in overdue
+
+    api = await b.get("/api/v1/deadlines")
+    assert api.status_code == 200, api.text
+    body = api.json()
+    assert [(i["device_id"], i["first_seq"], i["last_seq"], i["status"])
+            for i in body["overdue"]] == [("rec-old", 1, 2, "overdue")]
+    assert [(i["device_id"], i["status"], i["uploaded"]) for i in body["late"]] == [
+        ("rec-late", "late", True)]
+    assert all(i["deadline"] for i in body["overdue"] + body["late"])
+    # rec-new's numbers were reported an hour ago: either comfortably in time or at risk,
+    # never overdue
+    assert all(i["device_id"] != "rec-new" for i in body["overdue"])
+    alerts = await b.get("/api/v1/alerts")
+    assert alerts.status_code == 200
+    assert [(a["device_id"], a["kind"]) for a in alerts.json()
+            if a["device_id"] == "rec-old"] == [("rec-old", "not_uploaded")]
+
+
+async def test_deadline_lists_need_alerts_permission(app, login):
+    b = await login("officer_a")
+    assert (await b.get("/api/v1/deadlines")).status_code == 403
