@@ -31,6 +31,7 @@ from ..cases.snapshot import (
     group_clips,
     summarise,
 )
+from ..cases.snapshot import calendar as snapshot_calendar
 from ..db.cases_models import (
     Approval,
     Case,
@@ -135,7 +136,7 @@ async def case_detail(ctx: Ctx, case: Case) -> dict[str, Any]:
     records, attachments, members, approvals, changes = (
         b.records, b.attachments, b.members, b.approvals, b.changes)
     clips = group_clips(rb, [(link, link.segment, link.deadline, link.transcript)
-                             for link in b.links])
+                             for link in b.links], await snapshot_calendar(db))
     users = await people(ctx)
     now = utcnow()
     snapshot = await build_snapshot(db, rb, case, records, attachments, clips)
@@ -369,7 +370,7 @@ async def fleet(ctx: Ctx) -> list[dict[str, Any]]:
         select(Segment.device_id, func.max(Segment.seq).label("max_seq"),
                func.count().label("n"), func.max(Segment.received_at).label("last_rx"))
         .group_by(Segment.device_id))).all()}
-    oversight = await links_adapter.gaps_and_overdue(db)
+    oversight = await links_adapter.gaps_and_overdue(db, ctx.app.state.settings.oversight)
     names = {u.officer_id: u.display_name for u in (await db.execute(
         select(User).where(User.officer_id.is_not(None)))).scalars()}
     out = []

@@ -13,7 +13,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db.cases_models import Case, CaseAttachment, CaseRecord
 from ..db.models import Segment
 from ..db.types import utcnow
+from ..oversight.calendar import load_calendar
 from ..policy import CalendarNotCovered, PolicyError, WorkdayCalendar, upload_deadline
 from ..rules import Attachment, CaseSnapshot, Clip, Finding, Record, Rulebook, Severity, evaluate
 from . import links_adapter
@@ -29,10 +29,11 @@ from . import links_adapter
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
-def calendar() -> WorkdayCalendar:
-    """The statutory working-day calendar, built on first use (never at import time)."""
-    return WorkdayCalendar()
+async def calendar(session: AsyncSession) -> WorkdayCalendar:
+    """The working-day calendar deadlines are computed with: the statutory data plus the
+    administrator's table (工作日历: overrides and the years entered by hand), read anew so
+    that an edit counts at once. Raises CalendarConfigError if that table is inconsistent."""
+    return await load_calendar(session)
 
 
 def media_kind(content_type: str) -> str:
@@ -49,12 +50,14 @@ def attachment_snapshot(a: CaseAttachment) -> Attachment:
     return Attachment(f"att-{a.id}", a.media_type, meta, bool((a.transcript or "").strip()))
 
 
-def clip_deadline(seg: Segment, rb: Rulebook) -> dt.datetime | None:
+def clip_deadline(seg: Segment, rb: Rulebook, cal: WorkdayCalendar) -> dt.datetime | None:
+    """The upload deadline of a clip hub/oversight has no deadline row for (None when the
+    calendar does not cover the period: never a guess)."""
     rule = rb.deadlines.upload
     if rule.unit != "working_days":
         return None
     try:
-        return upload_deadline(seg.end_at, calendar(), rule.amount)
+        return upload_deadline(seg.end_at, cal, rule.amount)
     except (CalendarNotCovered, PolicyError):
         return None
 
@@ -70,11 +73,17 @@ class LinkedClip:
 
 async def linked_clips(session: AsyncSession, rb: Rulebook, case_id: int) -> list[LinkedClip]:
     """The clips linked to a case, grouped per segment, with the records they evidence."""
-    return group_clips(rb, await links_adapter.linked_segments(session, case_id))
+    rows = await links_adapter.linked_segments(session, case_id)
+    cal = await calendar(session) if any(r[2] is None for r in rows) else None
+    return group_clips(rb, rows, cal)
 
 
-def group_clips(rb: Rulebook, rows: Any) -> list[LinkedClip]:
-    """(link, segment, deadline, transcript) rows -> one LinkedClip per segment."""
+def group_clips(rb: Rulebook, rows: Any, cal: WorkdayCalendar | None = None
+                ) -> list[LinkedClip]:
+    """(link, segment, deadline, transcript) rows -> one LinkedClip per segment. A segment
+    without a stored deadline gets one computed on ``cal`` (the database calendar, see
+    :func:`calendar`); without ``cal`` it is left None here and :func:`build_snapshot`
+    computes it."""
     by_seg: dict[str, list[links_adapter.Link]] = defaultdict(list)
     info: dict[str, tuple[Segment, dt.datetime | None, str | None]] = {}
     for link, seg, deadline, transcript in rows:
@@ -83,8 +92,8 @@ def group_clips(rb: Rulebook, rows: Any) -> list[LinkedClip]:
     out = []
     for sid, group in by_seg.items():
         seg, deadline, transcript = info[sid]
-        if deadline is None:
-            deadline = clip_deadline(seg, rb)
+        if deadline is None and cal is not None:
+            deadline = clip_deadline(seg, rb, cal)
         out.append(LinkedClip(seg, tuple(g.record_id for g in group), group[0].how,
                               transcript, deadline))
     out.sort(key=lambda c: (c.segment.start_at, c.segment.segment_id))
@@ -107,6 +116,12 @@ async def build_snapshot(
         )).scalars())
     if clips is None:
         clips = await linked_clips(session, rb, case.id)
+    deadlines = {c.segment.segment_id: c.deadline for c in clips}
+    if any(d is None for d in deadlines.values()):
+        cal = await calendar(session)
+        for c in clips:
+            if c.deadline is None:
+                deadlines[c.segment.segment_id] = clip_deadline(c.segment, rb, cal)
     atts: dict[int | None, list[Attachment]] = defaultdict(list)
     for a in attachments:
         atts[a.record_id].append(attachment_snapshot(a))
@@ -129,7 +144,7 @@ async def build_snapshot(
             media_kind=media_kind(c.segment.media_type),
             recorded_end=c.segment.end_at,
             uploaded_at=c.segment.received_at,
-            upload_deadline=c.deadline,
+            upload_deadline=deadlines[c.segment.segment_id],
             transcript_present=bool((c.transcript or "").strip()),
         )
         for c in clips

@@ -118,9 +118,16 @@ async def _calendar_alert(
         Alert.resolved_at.is_(None)))
     if open_one is not None:
         return
+    # The year may have been covered and then withdrawn: its earlier alerts are resolved, and
+    # a new one needs a key of its own (raise_alert never reopens a resolved key).
+    key = prefix + segment.segment_id
+    earlier = await session.scalar(select(func.count()).select_from(Alert).where(
+        Alert.dedup_key.startswith(key, autoescape=True)))
+    if earlier:
+        key += f":{earlier}"
     officer = _officer(segment.officer_id)
     await raise_alert(
-        session, kind=AlertKind.CALENDAR_NOT_COVERED, key=prefix + segment.segment_id,
+        session, kind=AlertKind.CALENDAR_NOT_COVERED, key=key,
         message_zh=(f"{error}。设备 {segment.device_id} 序号 {segment.seq} 的记录"
                     f"（执法人员：{officer or '未知'}）及其后同年度的记录暂无上传期限"),
         device_id=segment.device_id, officer_ids=[officer] if officer else [],
