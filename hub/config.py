@@ -3,13 +3,18 @@ import time; unknown keys are rejected and every field is described."""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .oversight.settings import OversightSettings
 
 
 class BrokerSettings(BaseModel):
@@ -135,6 +140,90 @@ class ExportSettings(BaseModel):
     workers: int = Field(2, ge=1, le=16, description="exports re-encoded at the same time")
 
 
+@functools.cache
+def months_to_days(months: int) -> int:
+    """The longest that ``months`` consecutive calendar months can be, in days (6 -> 184,
+    1 July -> 1 January): a period of that many days is at least ``months`` months whatever
+    day it starts on (the retention rule of :mod:`lerec.hub.policy.retention`)."""
+    longest = 0
+    for year in range(2000, 2400):  # one full Gregorian cycle
+        for month in range(1, 13):
+            end_year, end_month = divmod(month - 1 + months, 12)
+            span = dt.date(year + end_year, end_month + 1, 1) - dt.date(year, month, 1)
+            longest = max(longest, span.days)
+    return longest
+
+
+class OversightConfig(BaseModel):
+    """Upload deadlines (第二十六条) and the retention of recordings (保存期满的音像记录).
+
+    The ingest daemon (``lerec-hub run``) and the admin service (``lerec-admin serve``) both read
+    this section of the SAME hub.toml (``--config``), so the retention period the admin's
+    保存期满 page applies is the one the hub computes with. The defaults are those of
+    :data:`lerec.hub.oversight.settings.DEFAULT_SETTINGS`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_months: int = Field(
+        6, ge=1, le=1200, description="keep a recording linked to no case at least this many "
+        "calendar months before its deletion may be requested (counted as the longest such "
+        "span: 6 months = 184 days); a recording linked to a case is never deleted"
+    )
+    retention_days: int | None = Field(
+        None, ge=1, le=36600, description="the same period in days, instead of "
+        "retention_months (set one of the two)"
+    )
+    required_approvals: int = Field(
+        2, ge=2, le=10, description="different people who must approve each deletion (at "
+        "least two)"
+    )
+    officer_may_approve: bool = Field(
+        False, description="whether the officer who recorded a segment may approve its deletion"
+    )
+    upload_working_days: int = Field(
+        2, ge=1, le=30, description="第二十六条: a recording is uploaded within this many "
+        "working days"
+    )
+    at_risk_hours: float = Field(
+        24.0, gt=0, le=24 * 30, description="a recording not uploaded with less than this "
+        "left before its deadline is reported at risk"
+    )
+    not_uploaded_grace_hours: float = Field(
+        2.0, gt=0, le=24 * 30, description="how long a recording a recorder reported may stay "
+        "in transit before a 'reported but not uploaded' alert"
+    )
+    link_tolerance_minutes: float = Field(
+        5.0, ge=0, le=24 * 60, description="automatic linking: a recording may start or end "
+        "this much outside a case step's time window"
+    )
+
+    @model_validator(mode="after")
+    def _one_period(self) -> OversightConfig:
+        if self.retention_days is not None and "retention_months" in self.model_fields_set:
+            raise ValueError("set either retention_months or retention_days, not both")
+        return self
+
+    @property
+    def keep_unlinked_for(self) -> dt.timedelta:
+        days = self.retention_days if self.retention_days is not None \
+            else months_to_days(self.retention_months)
+        return dt.timedelta(days=days)
+
+    def settings(self) -> OversightSettings:
+        """The :class:`lerec.hub.oversight.settings.OversightSettings` this section means."""
+        from .oversight.settings import OversightSettings
+
+        return OversightSettings.model_validate({
+            "keep_unlinked_for": self.keep_unlinked_for,
+            "required_approvals": self.required_approvals,
+            "officer_may_approve": self.officer_may_approve,
+            "upload_working_days": self.upload_working_days,
+            "at_risk_within": dt.timedelta(hours=self.at_risk_hours),
+            "not_uploaded_grace": dt.timedelta(hours=self.not_uploaded_grace_hours),
+            "link_tolerance": dt.timedelta(minutes=self.link_tolerance_minutes),
+        })
+
+
 class HubConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -165,6 +254,10 @@ class HubConfig(BaseModel):
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings, description="archives")
     export: ExportSettings = Field(
         default_factory=ExportSettings, description="exported clips (C2PA signer, watermark)"
+    )
+    oversight: OversightConfig = Field(
+        default_factory=OversightConfig, description="upload deadlines and the retention of "
+        "recordings (read by both the hub and the admin service)"
     )
     log_level: str = Field("INFO", description="logging level")
     log_format: Literal["text", "json"] = Field(

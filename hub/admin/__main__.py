@@ -36,7 +36,8 @@ def _settings(args: argparse.Namespace) -> AdminSettings:
                  "c2pa_cert": cfg.export.c2pa_cert, "c2pa_key": cfg.export.c2pa_key,
                  "c2pa_ca": cfg.export.c2pa_ca, "export_dir": cfg.export.dir,
                  "export_keep_minutes": cfg.export.keep_minutes,
-                 "export_max_files": cfg.export.max_files, "export_workers": cfg.export.workers}
+                 "export_max_files": cfg.export.max_files, "export_workers": cfg.export.workers,
+                 "storage": cfg.storage, "oversight": cfg.oversight.settings()}
     if not database_url or not storage_dir:
         raise SystemExit("请用 --config hub.toml（或 --database-url 与 --storage-dir）指定数据库和存储目录。")
     return AdminSettings(database_url=database_url, storage_dir=Path(storage_dir),

@@ -406,7 +406,7 @@ async def alerts(ctx: Ctx = NEED["alerts.read"]) -> list[dict[str, Any]]:
 
 @router.get("/deadlines", summary="音像记录上传期限（第二十六条）：逾期未上传、即将逾期、逾期上传")
 async def deadlines(ctx: Ctx = NEED["alerts.read"]) -> dict[str, list[dict[str, Any]]]:
-    lists = await links_adapter.upload_deadlines(ctx.db)
+    lists = await links_adapter.upload_deadlines(ctx.db, ctx.app.state.settings.oversight)
     return {name: [{k: v.isoformat() if isinstance(v, dt.datetime) else v
                     for k, v in item.items()} for item in items]
             for name, items in lists.items()}

@@ -16,15 +16,28 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import event
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..access.service import AccessError
 from ..cases.errors import CaseError, InvalidInput
 from ..db import make_engine, migrate, sessionmaker
+from ..oversight.errors import DeletionRefused, OversightError
+from ..oversight.errors import NotFound as OversightNotFound
+from ..policy.errors import CalendarConfigError
 from ..rules import default_rulebook, load_rulebook
-from ..storage import LocalBlobStore
-from . import access_api, access_pages, api, exporting, pages, views
+from ..storage import store_for
+from . import (
+    access_api,
+    access_pages,
+    api,
+    calendar_pages,
+    exporting,
+    pages,
+    retention_pages,
+    views,
+)
 from .archiving import ArchiveJobs
 from .security import Denied, LoginRequired, is_api
 from .settings import AdminSettings
@@ -124,6 +137,17 @@ def install_errors(app: FastAPI) -> None:
         return error_response(request, 404 if exc.code == "not_found" else 403,
                               f"{zh(exc.reason)}。")
 
+    @app.exception_handler(OversightError)
+    async def _oversight(request: Request, exc: OversightError) -> Response:
+        # calendar and retention actions: the message says what happened and what to do
+        status = 404 if isinstance(exc, OversightNotFound) else (
+            409 if isinstance(exc, DeletionRefused) else 400)
+        return error_response(request, status, f"{exc}。")
+
+    @app.exception_handler(CalendarConfigError)
+    async def _calendar(request: Request, exc: CalendarConfigError) -> Response:
+        return error_response(request, 400, str(exc))
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = []
@@ -158,6 +182,32 @@ async def _refresh_loop(app: FastAPI, minutes: int) -> None:
             log.exception("periodic compliance refresh failed")
 
 
+def _has_nul(params: Any) -> bool:
+    if isinstance(params, str):
+        return "\x00" in params
+    if isinstance(params, dict):
+        return any(_has_nul(v) for v in params.values())
+    if isinstance(params, (list, tuple)):
+        return any(_has_nul(v) for v in params)
+    return False
+
+
+def _check_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> None:
+    if _has_nul(parameters):
+        raise InvalidInput("提交的内容含有空字符（\\0），无法保存或检索，请删除后重试。")
+
+
+def refuse_nul_text(engine: Any) -> None:
+    """Refuse text with U+0000 before it reaches the database, whatever form, query or JSON
+    field it came in: PostgreSQL cannot store it in text at all (asyncpg fails deep in the
+    driver, a 500), and SQLite stores it but cuts it off in some functions. The request gets
+    a 400 naming the problem (:class:`InvalidInput`) instead; nothing is written."""
+    sync = engine.sync_engine
+    if not event.contains(sync, "before_cursor_execute", _check_nul):
+        event.listen(sync, "before_cursor_execute", _check_nul)
+
+
 def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
     rulebook = load_rulebook(settings.rulebook_path) if settings.rulebook_path \
         else default_rulebook()
@@ -165,6 +215,7 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         eng = engine or make_engine(settings.database_url)
+        refuse_nul_text(eng)
         if settings.migrate:
             await migrate(eng)
         app.state.engine = eng
@@ -197,7 +248,7 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rulebook = rulebook
-    app.state.store = LocalBlobStore(settings.storage_dir)
+    app.state.store = store_for(settings.storage, settings.storage_dir)
     app.state.templates = templates()
     app.state.clip_views = {}
     app.state.archive_jobs = ArchiveJobs()  # background package builds (第二十八条)
@@ -212,6 +263,9 @@ def create_app(settings: AdminSettings, *, engine: Any = None) -> FastAPI:
     app.router.routes.extend(access_pages.router.routes)
     app.router.routes.extend(api.router.routes)
     app.router.routes.extend(access_api.router.routes)
+    for module in (calendar_pages, retention_pages):
+        app.router.routes.extend(module.router.routes)
+        app.router.routes.extend(module.api_router.routes)
     install_errors(app)
     app.add_middleware(SecurityHeaders)
     return app

@@ -620,7 +620,8 @@ async def alerts_page(ctx: Ctx = NEED["alerts.read"]) -> Response:
     urgent = [(c, fs) for c, fs in urgent if fs]
     return render(ctx, "alerts.html", urgent=urgent,
                   oversight=await links_adapter.alerts(ctx.db),
-                  deadlines=await links_adapter.upload_deadlines(ctx.db),
+                  deadlines=await links_adapter.upload_deadlines(
+                      ctx.db, ctx.app.state.settings.oversight),
                   oversight_available=links_adapter.OVERSIGHT_AVAILABLE)
 
 

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..oversight.settings import DEFAULT_SETTINGS, OversightSettings
+
+if TYPE_CHECKING:
+    from ..config import StorageSettings
 
 
 @dataclass(frozen=True)
 class AdminSettings:
     database_url: str
     storage_dir: Path
+    #: the hub.toml ``[storage]`` section: the blob store the clips are in (None: the local
+    #: folder ``storage_dir``; with ``backend = "s3"`` the admin plays, archives, exports and
+    #: deletes objects in the same bucket the hub stores them in)
+    storage: StorageSettings | None = None
     #: send the session cookie with the Secure flag (only turn off for plain-HTTP development)
     cookie_secure: bool = True
     #: idle-independent lifetime of a logged-in session
@@ -47,3 +57,7 @@ class AdminSettings:
     export_workers: int = 2
     #: font for the watermark (default: the first CJK font found on the system)
     export_font: str | None = None
+    #: retention of recordings (保存期满的音像记录) and upload deadlines: the ``[oversight]``
+    #: section of hub.toml (``HubConfig.oversight.settings()``), the same the ingest daemon
+    #: uses, so that the 保存期满 page applies the hub's retention period and approvals
+    oversight: OversightSettings = DEFAULT_SETTINGS

@@ -162,14 +162,16 @@ async def candidate_segments(
     return list((await session.execute(q.order_by(Segment.start_at).limit(limit))).scalars())
 
 
-async def gaps_and_overdue(session: AsyncSession) -> dict[str, dict[str, list[Any]]]:
+async def gaps_and_overdue(session: AsyncSession, settings: Any = None
+                           ) -> dict[str, dict[str, list[Any]]]:
     """Per device: open completeness alerts ('gaps') and not-uploaded runs past their
     第二十六条 deadline ('overdue')."""
     out: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"gaps": [], "overdue": []})
     for alert in await oversight.list_alerts(session, open_only=True):
         if alert.device_id:
             out[alert.device_id]["gaps"].append(alert)
-    for item in await oversight.overdue_segments(session):
+    kw = {} if settings is None else {"settings": settings}
+    for item in await oversight.overdue_segments(session, **kw):
         out[item.device_id]["overdue"].append(item)
     return dict(out)
 
@@ -203,15 +205,16 @@ def _deadline_item(item: Any) -> dict[str, Any]:
 
 
 async def upload_deadlines(
-    session: AsyncSession, late_since: dt.datetime | None = None
+    session: AsyncSession, settings: Any = None, late_since: dt.datetime | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """The 第二十六条 lists: recordings still on a recorder past their deadline ('overdue', with
     those whose deadline the calendar cannot compute), still on a recorder with little time
     left ('at_risk'), and stored ones that arrived after their deadline ('late', since
-    ``late_since``: default 90 days)."""
+    ``late_since``: default 90 days). ``settings``: the hub's ``[oversight]`` settings."""
     since = late_since or utcnow() - dt.timedelta(days=90)
+    kw = {} if settings is None else {"settings": settings}
     return {
-        "overdue": [_deadline_item(i) for i in await oversight.overdue_segments(session)],
-        "at_risk": [_deadline_item(i) for i in await oversight.at_risk_segments(session)],
+        "overdue": [_deadline_item(i) for i in await oversight.overdue_segments(session, **kw)],
+        "at_risk": [_deadline_item(i) for i in await oversight.at_risk_segments(session, **kw)],
         "late": [_deadline_item(i) for i in await oversight.late_segments(session, since)],
     }

@@ -16,6 +16,7 @@ from ..db import make_engine, migrate, sessionmaker
 from ..db.engine import daemon_engine_options
 from ..metrics import HubMetrics, refresh_fleet_gauges, serve_metrics
 from ..oversight.hooks import IngestHooks
+from ..oversight.retention import purge_deleted_blobs
 from ..rules import default_rulebook
 from ..verify.checkpointer import checkpoint_loop
 from ..storage import BlobStore, open_store
@@ -48,7 +49,8 @@ class HubService:
             max_backoff=b.max_backoff, on_state=self._broker_state,
             persistent=b.share_group is None,
         )
-        self.oversight = IngestHooks(self.sessions, source=CaseStepSource(default_rulebook()))
+        self.oversight = IngestHooks(self.sessions, settings=cfg.oversight.settings(),
+                                     source=CaseStepSource(default_rulebook()))
         self.signing_key = keys.ed25519_private(cfg.signing_key.read_bytes())
         self.timesync = TimeSync(self.sessions, self.signing_key, cfg.devices,
                                  self.bridge.publish)
@@ -58,7 +60,7 @@ class HubService:
             box_key=keys.x25519_private(cfg.box_key.read_bytes()),
             publish=self.bridge.publish, metrics=self.metrics,
             on_stored=self.oversight.on_stored, on_heartbeat=self.oversight.on_heartbeat,
-            on_clock=self.timesync.on_heartbeat,
+            on_clock=self.timesync.on_heartbeat, on_replaced=self.oversight.on_replaced,
             shared=b.share_group is not None, chunk_workers=cfg.ingest.chunk_workers,
         )
 
@@ -69,6 +71,7 @@ class HubService:
 
     async def __aenter__(self) -> HubService:
         await migrate(self.engine)
+        await self._purge_deleted_blobs()
         if self.cfg.metrics.port is not None:
             # Start the endpoint before the broker connection so it answers during outages.
             loop = asyncio.get_running_loop()
@@ -79,6 +82,19 @@ class HubService:
             self.metrics_port = await asyncio.wait_for(self._metrics_started, 10)
         await self.bridge.__aenter__()
         return self
+
+    async def _purge_deleted_blobs(self) -> None:
+        """Finish retention deletions whose record committed but whose object is still in
+        the store (a crash in between); a failure is logged and retried at the next start."""
+        try:
+            done = await purge_deleted_blobs(self.sessions, self.store)
+        except Exception:
+            log.exception("could not finish interrupted retention deletions")
+            return
+        if done:
+            log.warning("finished %d interrupted retention deletion(s)", done)
+        else:
+            log.info("no interrupted retention deletions to finish")
 
     async def __aexit__(self, *exc: object) -> None:
         if self.bridge._loop is not None and self.bridge._loop.is_closed():
@@ -100,7 +116,8 @@ class HubService:
                 running, failed = self.ingest.chunk_workers()
                 self.metrics.chunk_workers.set(running)
                 self.metrics.chunk_worker_failures.set(failed)
-                await refresh_fleet_gauges(self.metrics, self.sessions)
+                await refresh_fleet_gauges(self.metrics, self.sessions,
+                                           settings=self.oversight.settings)
             except Exception:
                 log.exception("could not refresh fleet gauges")
             await asyncio.to_thread(trim)  # freed chunk buffers back to the kernel

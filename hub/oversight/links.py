@@ -66,6 +66,19 @@ async def _deleted(session: AsyncSession, segment_id: str) -> bool:
     return await session.get(SegmentDeletion, segment_id) is not None
 
 
+async def lock_segment(session: AsyncSession, segment_id: str) -> Segment | None:
+    """The segment's row, locked until the transaction ends (``SELECT ... FOR UPDATE``).
+
+    A new link and a retention deletion (:func:`..retention.execute_deletion`) of the same
+    segment both lock this row *before* they check each other's rows, so on PostgreSQL (READ
+    COMMITTED) the second waits for the first to commit and then sees its link or deletion:
+    never both. SQLite ignores ``FOR UPDATE``; its single writer serialises them anyway."""
+    return (await session.execute(
+        select(Segment).where(Segment.segment_id == segment_id).with_for_update()
+        .execution_options(populate_existing=True)
+    )).scalar_one_or_none()
+
+
 async def _add(
     session: AsyncSession, segment_id: str, case_id: str, step_id: str, method: str,
     reason: str, actor: str, now: dt.datetime,
@@ -92,7 +105,7 @@ async def link_segment(
     """An administrator links a segment to a case step (manual link), with a reason."""
     if not reason.strip():
         raise NoteRequired("关联记录")
-    if await session.get(Segment, segment_id) is None:
+    if await lock_segment(session, segment_id) is None:
         raise NotFound("记录", segment_id)
     if await _deleted(session, segment_id):
         raise NotFound("记录（已按保存期限删除）", segment_id)
@@ -136,7 +149,8 @@ async def _auto(
     session: AsyncSession, row: Segment, steps: Sequence[CaseStep], tolerance: dt.timedelta,
     now: dt.datetime,
 ) -> list[SegmentLink]:
-    links = []
+    links: list[SegmentLink] = []
+    locked = False
     for decision in decide_links(_policy_segment(row), steps, tolerance):
         step = decision.step
         if not decision.linked:
@@ -144,6 +158,11 @@ async def _auto(
         if await _any_link(session, row.segment_id, step.case_id, step.step_id,
                            active_only=False) is not None:
             continue  # linked already, or removed by a person: never re-link automatically
+        if not locked:  # as link_segment: lock, then make sure no deletion got there first
+            locked = True
+            if await lock_segment(session, row.segment_id) is None or await _deleted(
+                    session, row.segment_id):
+                return links
         links.append(await _add(session, row.segment_id, step.case_id, step.step_id, "auto",
                                 decision.reason, HUB, now))
     return links

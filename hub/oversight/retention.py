@@ -51,6 +51,7 @@ from ..storage.local import LocalBlobStore
 from .alerts import principal
 from .completeness import _officer
 from .errors import DeletionRefused, DuplicateApproval, NoteRequired, NotFound
+from .links import lock_segment
 from .settings import DEFAULT_SETTINGS, OversightSettings
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,11 @@ async def execute_deletion(
         req = await s.get(DeletionRequest, request_id)
         if req is None:
             raise NotFound("删除申请", request_id)
+        # Lock the segment's row before reading its links: a concurrent link_segment locks
+        # it too, so one of the two waits and then sees the other (never both commit).
+        if await lock_segment(s, req.segment_id) is None:
+            raise NotFound("记录", req.segment_id)
+        await s.refresh(req)  # a concurrent execution or withdrawal may have closed it
         if req.status != "open":
             raise DeletionRefused(req.segment_id, "该删除申请已结束")
         seg = await _segment(s, req.segment_id)
@@ -310,6 +316,8 @@ class RetentionCandidate:
     ended_at: dt.datetime
     eligible_from: dt.datetime | None
     reason_zh: str
+    start_at: dt.datetime | None = None
+    length: int | None = None
 
 
 async def deletion_candidates(
@@ -337,7 +345,7 @@ async def deletion_candidates(
         if d.action is not RetentionAction.KEEP:
             out.append(RetentionCandidate(seg.segment_id, seg.device_id, seg.seq,
                                           _officer(seg.officer_id), seg.end_at, d.eligible_from,
-                                          d.reason_zh))
+                                          d.reason_zh, seg.start_at, seg.length))
     return out
 
 

@@ -108,3 +108,18 @@ async def test_attachment_filename_is_sanitised(app, login):
     assert got.headers["content-disposition"].startswith("attachment")
     page = await h.get(f"/cases/{cid}")
     assert "b&gt;.html" in page.text and "<b>x" not in page.text  # path parts dropped
+
+
+async def test_nul_characters_are_refused_in_chinese_on_every_database(login):
+    """U+0000 in a search, a JSON field or a form field: a 400 saying why (PostgreSQL cannot
+    store it; it used to end in a 500 there), and nothing written."""
+    h = await login("handler_a")
+    for url in ("/api/v1/cases", "/cases"):
+        r = await h.get(url, params={"q": "a\x00b"})
+        assert r.status_code == 400, (url, r.status_code)
+        assert "空字符" in r.text
+    before = (await h.get("/api/v1/cases")).json()
+    r = await h.api("POST", "/api/v1/cases", {"title": "违法\x00占道", "enforcement_type":
+                                              "penalty", "start_mode": "ex_officio"})
+    assert r.status_code == 400 and "空字符" in r.json()["detail"]
+    assert (await h.get("/api/v1/cases")).json() == before

@@ -150,3 +150,34 @@ async def test_delete_removes_one_object_and_is_idempotent(kind, seaweed, tmp_pa
     assert await store.exists(refs[0])
     assert b"".join([b async for b in store.read_range(refs[0])]) == kept
     await store.verify(refs[0])
+
+
+async def test_admin_service_uses_the_hubs_s3_store(seaweed, database_url, tmp_path):
+    """With ``[storage] backend = "s3"`` in hub.toml the admin service keeps and serves blobs
+    in the same bucket as the hub (an attachment uploaded and downloaded here), not in its
+    local folder."""
+    from lerec.hub.config import S3Settings, StorageSettings
+    from support.admin import PASSWORD, admin_app
+    from support.admin_client import Browser, in_process_client
+
+    prefix = f"t{os.urandom(4).hex()}/"
+    await wait_ready(make_store(seaweed, tmp_path, prefix))
+    storage = StorageSettings(backend="s3", s3=S3Settings(endpoint_url=seaweed, bucket=BUCKET,
+                                                          prefix=prefix))
+    app = admin_app(database_url, tmp_path / "local", storage=storage)
+    async with app.router.lifespan_context(app), in_process_client(app) as client:
+        assert isinstance(app.state.store, S3BlobStore)
+        h = Browser(client)
+        await h.login("handler_a", PASSWORD)
+        cid = (await h.create_case())["id"]
+        data = b"\xff\xd8\xff" + os.urandom(20_000)
+        r = await client.post(f"/api/v1/cases/{cid}/attachments", headers=h.headers(),
+                              files={"file": ("照片.jpg", data, "image/jpeg")},
+                              data={"media_type": "photo"})
+        assert r.status_code == 201, r.text
+        att = r.json()
+        ref = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert await make_store(seaweed, tmp_path, prefix).exists(ref)  # in the bucket
+        assert not list((tmp_path / "local").rglob(ref.split(":")[1]))  # not on local disk
+        got = await h.get(f"/cases/{cid}/attachments/{att['id'][4:]}")  # ("att:<n>")
+        assert got.status_code == 200 and got.content == data, got.text[:3000]
