@@ -1,15 +1,17 @@
 """Prometheus metrics of the hub, and a small asyncio HTTP endpoint serving ``/metrics``.
 
 Each :class:`HubMetrics` owns its own registry (several hubs can run in one test process).
-Counters are fed by the ingest core; the gap and overdue gauges are recomputed from the
-database every ``refresh_seconds`` by :func:`refresh_fleet_gauges`.
+Counters are fed by the ingest core; the gap, overdue and last-seen gauges are recomputed from
+the database every ``refresh_seconds`` by :func:`refresh_fleet_gauges`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -19,9 +21,11 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
-from sqlalchemy import select
+from sqlalchemy import or_, select, union
 
 log = logging.getLogger(__name__)
+
+GAP_KINDS = ("missing", "chain_broken", "not_uploaded")
 
 
 class HubMetrics:
@@ -59,11 +63,17 @@ class HubMetrics:
             "lerec_device_pending_segments", "Segments a recorder reports still holding",
             ["device"], registry=r)
         self.gaps = Gauge(
-            "lerec_gap_segments", "Sequence numbers in gaps, per device and kind "
-            "(missing, chain_broken, not_uploaded)", ["device", "kind"], registry=r)
+            "lerec_gap_segments", "Sequence numbers in open gap alerts, per device and kind "
+            "(missing, chain_broken, not_uploaded); numbers that arrived since are not "
+            "counted, nor alerts the hub or an administrator resolved", ["device", "kind"],
+            registry=r)
         self.overdue = Gauge(
             "lerec_overdue_segments", "Segments certainly past their upload deadline "
-            "(第二十六条: 2 working days) and not stored", registry=r)
+            "(第二十六条: 2 working days) and not stored (the rule of the overdue list)",
+            registry=r)
+        self.deadline_unknown = Gauge(
+            "lerec_deadline_unknown_segments", "Segments not stored whose upload deadline the "
+            "working-day calendar cannot compute (a year it does not cover)", registry=r)
         for kind in ("manifest", "chunk"):
             self.replays.labels(kind)
 
@@ -72,57 +82,215 @@ class HubMetrics:
 
 
 async def refresh_fleet_gauges(metrics: HubMetrics, sessions: Any,
-                               now: dt.datetime | None = None) -> None:
-    """Recompute gaps per device (hub.policy.find_gaps over the stored manifests) and the
-    overdue count. Overdue is a sound lower bound: a *missing* seq ended before the next stored
-    segment started, and a *not uploaded* seq ended before the last heartbeat that reported it
-    (approximated by the device's last_seen_at, which is later, hence never over-counts)."""
-    await _refresh(metrics, sessions, now or dt.datetime.now(dt.UTC))
+                               now: dt.datetime | None = None,
+                               settings: Any = None) -> None:
+    """Recompute the fleet gauges from the database, reading only what is bounded by the
+    fleet and its open problems, never a device's whole history:
+
+    * ``lerec_gap_segments``: the open gap alerts (``hub.oversight.completeness`` raises and
+      resolves them), each absent-number alert counting only its numbers still absent;
+    * ``lerec_overdue_segments`` / ``lerec_deadline_unknown_segments``: the rule of
+      :func:`hub.oversight.timeliness.overdue_segments` (see :func:`count_overdue`);
+    * ``lerec_device_last_seen_timestamp_seconds``: ``devices.last_seen_at`` (never moved back
+      from a later message the ingest counted since).
+
+    ``settings``: the hub's :class:`~hub.oversight.settings.OversightSettings` (default:
+    the defaults)."""
+    from .oversight.settings import DEFAULT_SETTINGS
+
+    await _refresh(metrics, sessions, now or dt.datetime.now(dt.UTC),
+                   settings if settings is not None else DEFAULT_SETTINGS)
 
 
-async def _refresh(metrics: HubMetrics, sessions: Any, now: dt.datetime) -> None:
-    from .db.models import Device, Segment
-    from .policy import (
-        ArrivedManifest,
-        CalendarNotCovered,
-        GapKind,
-        WorkdayCalendar,
-        find_gaps,
-        upload_deadline,
+async def _refresh(metrics: HubMetrics, sessions: Any, now: dt.datetime, settings: Any) -> None:
+    from .db.models import Device
+
+    async with sessions() as s:
+        devices = (await s.execute(select(Device.device_id, Device.last_seen_at))).all()
+        gaps = await count_open_gaps(s)
+        overdue, unknown = await count_overdue(s, now, settings)
+    for device_id in {d.device_id for d in devices} | {dev for dev, _ in gaps} | \
+            _labelled(metrics.gaps, "device"):
+        for kind in GAP_KINDS:
+            metrics.gaps.labels(device_id, kind).set(gaps.get((device_id, kind), 0))
+    for d in devices:
+        if d.last_seen_at is None:
+            continue
+        seen = d.last_seen_at.timestamp()
+        current = metrics.registry.get_sample_value(
+            "lerec_device_last_seen_timestamp_seconds", {"device": d.device_id})
+        if current is None or seen > current:
+            metrics.last_seen.labels(d.device_id).set(seen)
+    metrics.overdue.set(overdue)
+    metrics.deadline_unknown.set(unknown)
+
+
+def _labelled(gauge: Gauge, label: str) -> set[str]:
+    """Values of ``label`` the gauge has children for (to zero those that went away)."""
+    out = set()
+    for fam in gauge.collect():
+        for sample in fam.samples:
+            if label in sample.labels:
+                out.add(sample.labels[label])
+    return out
+
+
+@functools.cache
+def _present_stmt() -> Any:
+    from sqlalchemy import bindparam
+
+    from .db.models import Segment
+    from .db.oversight_models import SegmentDeletion
+
+    dev: Any = bindparam("dev")
+    lo: Any = bindparam("lo")
+    hi: Any = bindparam("hi")
+    return union(
+        select(Segment.seq).where(Segment.device_id == dev, Segment.seq.between(lo, hi)),
+        select(SegmentDeletion.seq).where(SegmentDeletion.device_id == dev,
+                                          SegmentDeletion.seq.between(lo, hi)),
     )
 
-    cal = WorkdayCalendar()
-    overdue = 0
-    async with sessions() as s:
-        devices = (await s.execute(select(Device))).scalars().all()
-        for dev in devices:
-            rows = (await s.execute(
-                select(Segment.seq, Segment.prev_hash, Segment.manifest_hash, Segment.start_at,
-                       Segment.end_at, Segment.officer_id).where(Segment.device_id == dev.device_id)
-            )).all()
-            arrived = [ArrivedManifest(r.seq, r.prev_hash, r.manifest_hash, r.start_at, r.end_at,
-                                       r.officer_id) for r in rows]
-            try:
-                gaps = find_gaps(dev.device_id, arrived, dev.last_seq_reported)
-            except Exception as exc:  # bad data must not stop the metrics
-                log.warning("gap check of %s failed: %s", dev.device_id, exc)
+
+async def _present(session: Any, device_id: str, lo: int, hi: int) -> set[int]:
+    """The present numbers of ``[lo, hi]`` (stored, or deleted with approval: as the
+    oversight counts them); an index range scan over ``[lo, hi]``."""
+    rows = await session.execute(_present_stmt(), {"dev": device_id, "lo": lo, "hi": hi})
+    return {r[0] for r in rows}
+
+
+async def count_open_gaps(session: Any) -> dict[tuple[str, str], int]:
+    """(device, kind) -> sequence numbers in open gap alerts. An absent-number alert
+    (``missing``, ``not_uploaded``) counts only its numbers that have not arrived since (it
+    stays open until all of them did); a ``chain_broken`` alert counts the numbers it names.
+    Alerts resolved by the hub or by an administrator are not counted. Reads the open alerts
+    and, for each absent-number one, the present numbers inside it."""
+    from .db.oversight_models import Alert
+
+    rows = (await session.execute(
+        select(Alert.device_id, Alert.kind, Alert.first_seq, Alert.last_seq).where(
+            Alert.resolved_at.is_(None), Alert.kind.in_(GAP_KINDS),
+            Alert.device_id.is_not(None), Alert.first_seq.is_not(None),
+            Alert.last_seq.is_not(None))
+    )).all()
+    out: dict[tuple[str, str], int] = {}
+    for r in rows:
+        n = r.last_seq - r.first_seq + 1
+        if r.kind != "chain_broken":
+            n -= len(await _present(session, r.device_id, r.first_seq, r.last_seq))
+        out[(r.device_id, r.kind)] = out.get((r.device_id, r.kind), 0) + max(n, 0)
+    return out
+
+
+def _holes(lo: int, hi: int, present: Iterable[int]) -> list[tuple[int, int]]:
+    """``[lo, hi]`` without the numbers of ``present``, as runs ``(first, last)`` (never
+    walks the numbers one by one: a faulty recorder's jump can make a range huge)."""
+    out: list[tuple[int, int]] = []
+    nxt = lo
+    for q in sorted(p for p in set(present) if lo <= p <= hi):
+        if q > nxt:
+            out.append((nxt, q - 1))
+        nxt = q + 1
+    if nxt <= hi:
+        out.append((nxt, hi))
+    return out
+
+
+def _merge(runs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or adjacent runs joined, in order."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(runs):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+async def absent_runs(session: Any, device_id: str) -> list[tuple[int, int, dt.datetime]]:
+    """The numbers of ``device_id`` the hub knows are absent, as ``(first, last,
+    recording_end)`` with the bound on their recording end that
+    :func:`hub.oversight.timeliness.overdue_segments` uses (module doc there): a number below
+    the highest present one ended before the next present number started (its earliest
+    manifest's start); a number above it, reported by a heartbeat, before the hub first received
+    a heartbeat reporting it.
+
+    Bounded reads: the highest present number (one index probe), the heartbeat reports above
+    it, and the absent-number alerts that are open or were resolved by an administrator (an
+    absent number below the highest present one is always in such an alert: ``missing`` is
+    raised as soon as a later number is stored, and the hub resolves an alert only once all its
+    numbers arrived), with the present numbers inside them."""
+    from .db.oversight_models import Alert, SeqReport
+    from .oversight.alerts import ABSENT_KINDS, HUB
+    from .oversight.completeness import _bounds, _variants
+
+    _, _, top = await _bounds(session, device_id, None)
+    out: list[tuple[int, int, dt.datetime]] = []
+    if top is not None:
+        ranges = (await session.execute(
+            select(Alert.first_seq, Alert.last_seq).where(
+                Alert.device_id == device_id, Alert.kind.in_([k.value for k in ABSENT_KINDS]),
+                Alert.first_seq.is_not(None), Alert.first_seq < top,
+                or_(Alert.resolved_at.is_(None), Alert.resolved_by != HUB))
+        )).all()
+        absent: list[tuple[int, int]] = []
+        for first, last in ranges:
+            last = min(last, top - 1)
+            if last >= first:
+                absent += _holes(first, last, await _present(session, device_id, first, last))
+        for lo, hi in _merge(absent):
+            # Every absent number of a run shares the next present number (if an absent
+            # number outside any alert followed, the next present one is still the same).
+            _, nxt, _ = await _bounds(session, device_id, hi)
+            if nxt is None:
                 continue
-            counts = {k.value: 0 for k in GapKind}
-            for g in gaps:
-                counts[g.kind.value] += len(g.seqs)
-                ref = g.window_end if g.kind == GapKind.MISSING else dev.last_seen_at
-                if g.kind == GapKind.CHAIN_BROKEN or ref is None:
-                    continue
-                try:
-                    if now > upload_deadline(ref, cal):
-                        overdue += len(g.seqs)
-                except CalendarNotCovered as exc:
-                    log.warning("overdue check skipped: %s", exc)
-            for kind, n in counts.items():
-                metrics.gaps.labels(dev.device_id, kind).set(n)
-            if dev.last_seen_at is not None:
-                metrics.last_seen.labels(dev.device_id).set(dev.last_seen_at.timestamp())
-    metrics.overdue.set(overdue)
+            starts = [m.start for m in (await _variants(session, device_id, [nxt])).get(nxt, [])]
+            if starts:
+                out.append((lo, hi, min(starts)))
+    reports = (await session.execute(
+        select(SeqReport.last_seq, SeqReport.reported_at).where(
+            SeqReport.device_id == device_id,
+            SeqReport.last_seq > (-1 if top is None else top))
+        .order_by(SeqReport.last_seq)
+    )).all()
+    lo = 0 if top is None else top + 1
+    for seq, at in reports:  # each run of the tail: the heartbeat that first reported it
+        if seq >= lo:
+            out.append((lo, seq, at))
+            lo = seq + 1
+    return out
+
+
+async def count_overdue(session: Any, now: dt.datetime, settings: Any) -> tuple[int, int]:
+    """(numbers certainly past their upload deadline, numbers whose deadline the calendar
+    cannot compute) over every recorder: the items of
+    :func:`hub.oversight.timeliness.overdue_segments` with status ``overdue`` and
+    ``calendar_error``, computed with the same calendar (the administrator's overrides and
+    years: :func:`hub.oversight.calendar.load_calendar`) and deadline function, from the
+    bounded reads of :func:`absent_runs`."""
+    from .db.models import Device
+    from .oversight.calendar import load_calendar
+    from .oversight.timeliness import compute_deadline
+    from .policy.deadlines import UploadStatus, classify
+
+    # Segments and heartbeat reports come only from enrolled recorders (a device row).
+    device_ids = (await session.execute(select(Device.device_id))).scalars().all()
+    cal = None
+    deadlines: dict[dt.datetime, Any] = {}
+    overdue = unknown = 0
+    for device_id in sorted(device_ids):
+        for lo, hi, end in await absent_runs(session, device_id):
+            if end not in deadlines:
+                if cal is None:
+                    cal = await load_calendar(session)
+                deadlines[end] = compute_deadline(cal, end, settings)[0]
+            deadline = deadlines[end]
+            if deadline is None:
+                unknown += hi - lo + 1
+            elif classify(now, deadline, None, settings.at_risk_within) == \
+                    UploadStatus.OVERDUE:
+                overdue += hi - lo + 1
+    return overdue, unknown
 
 
 async def serve_metrics(metrics: HubMetrics, host: str, port: int,
