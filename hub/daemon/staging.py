@@ -9,9 +9,9 @@ restarts, and a recorder that announces a half-sent segment again only sends wha
 Several hub workers may share one staging folder (MQTT shared subscriptions spread the chunks
 of one segment over all of them). Then the on-disk ``have`` map is the only truth: a
 ``shared`` transfer re-reads it instead of trusting a count kept in memory, and hashes the
-assembled file from disk at the end. Whoever finishes (or creates) a transfer holds its lock
-(:func:`try_lock_transfer`: an exclusive ``flock`` on the transfer's folder), so exactly one
-worker stores a segment. A finished or discarded transfer is first renamed into ``<staging>/.discard/``
+assembled file from disk at the end. Whoever finishes (or creates) a transfer holds
+:func:`lock_transfer` — an exclusive ``flock`` on ``<transfer>/lock`` — so exactly one worker
+stores a segment. A finished or discarded transfer is first renamed into ``<staging>/.discard/``
 and then removed, so its path vanishes atomically: another worker either sees the whole
 transfer or none of it.
 """
@@ -208,9 +208,8 @@ def remove_transfer(root: Path) -> None:
 
 
 class TransferLock:
-    """An exclusive ``flock`` on a transfer's folder (no lock file: one file fewer to create
-    and delete per segment); released by :meth:`release` (or by the kernel when the process
-    dies, so a killed worker never leaves a transfer locked)."""
+    """An exclusive ``flock`` on ``<transfer>/lock``; released by :meth:`release` (or by the
+    kernel when the process dies, so a killed worker never leaves a transfer locked)."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
@@ -225,15 +224,15 @@ def try_lock_transfer(root: Path, *, create: bool) -> TransferLock | None | bool
     """Try once to lock the transfer in ``root``.
 
     Returns the lock; ``None`` if the transfer folder does not exist (and ``create`` is false);
-    ``False`` if another process holds the lock right now. The lock is only valid if the folder
-    is still the one at the path after locking: a worker that locked a transfer which was
-    removed meanwhile (renamed away, see :func:`remove_transfer`) tries again (and finds it
-    gone, or a new one)."""
+    ``False`` if another process holds the lock right now. The lock is only valid if the lock
+    file is still the one at the path after locking: a worker that locked a transfer which was
+    removed meanwhile tries again (and finds it gone, or a new one)."""
     while True:
         if create:
             root.mkdir(parents=True, exist_ok=True)
+        path = root / "lock"
         try:
-            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
         except FileNotFoundError:
             if create:
                 continue  # removed between mkdir and open
@@ -244,7 +243,7 @@ def try_lock_transfer(root: Path, *, create: bool) -> TransferLock | None | bool
             os.close(fd)
             return False
         try:
-            same = os.stat(root).st_ino == os.fstat(fd).st_ino
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
             same = False
         if same:
