@@ -440,7 +440,7 @@ class Ingest:
                     # a folder and three small files: less than a trip to a worker thread
                     transfer = Transfer.create(self._staging(key), signed, shared=self.shared)
                 except StorageFull as exc:
-                    remove_transfer(self._staging(key))  # only the empty folder is there
+                    remove_transfer(self._staging(key))  # only the lock file is there
                     raise Refused("hub_storage_full", str(exc), fatal=False,
                                   segment_id=m.segment_id) from None
                 except OSError as exc:
