@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,6 +60,7 @@ class HubMetrics:
         self.last_seen = Gauge(
             "lerec_device_last_seen_timestamp_seconds", "Last message from a recorder (Unix s)",
             ["device"], registry=r)
+        self._seen: dict[str, float] = {}  # what last_seen holds, per device
         self.pending = Gauge(
             "lerec_device_pending_segments", "Segments a recorder reports still holding",
             ["device"], registry=r)
@@ -76,6 +78,14 @@ class HubMetrics:
             "working-day calendar cannot compute (a year it does not cover)", registry=r)
         for kind in ("manifest", "chunk"):
             self.replays.labels(kind)
+
+    def saw(self, device_id: str, at: float | None = None) -> None:
+        """A message from ``device_id`` at ``at`` (Unix s; default now): the last-seen gauge
+        only moves forward (the database's value, written by heartbeats, may be older)."""
+        at = time.time() if at is None else at
+        if at > self._seen.get(device_id, 0.0):
+            self._seen[device_id] = at
+            self.last_seen.labels(device_id).set(at)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -116,11 +126,7 @@ async def _refresh(metrics: HubMetrics, sessions: Any, now: dt.datetime, setting
     for d in devices:
         if d.last_seen_at is None:
             continue
-        seen = d.last_seen_at.timestamp()
-        current = metrics.registry.get_sample_value(
-            "lerec_device_last_seen_timestamp_seconds", {"device": d.device_id})
-        if current is None or seen > current:
-            metrics.last_seen.labels(d.device_id).set(seen)
+        metrics.saw(d.device_id, d.last_seen_at.timestamp())
     metrics.overdue.set(overdue)
     metrics.deadline_unknown.set(unknown)
 

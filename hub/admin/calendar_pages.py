@@ -162,11 +162,20 @@ def month_grid(cal: WorkdayCalendar, year: int, month: int) -> list[list[Day | N
     return weeks
 
 
-def _year(raw: str | int | None) -> int:
+def year_or_none(raw: str | int | None) -> int | None:
+    """A year in the supported range written in ASCII digits ("²" is a digit to Python), or
+    None."""
     text = str(raw or "").strip()
-    if not text.isdigit() or not MIN_YEAR <= int(text) <= MAX_YEAR:
-        raise InvalidInput(f"「年度」应为 {MIN_YEAR}–{MAX_YEAR} 之间的年份。")
+    if not (text.isascii() and text.isdecimal()) or not MIN_YEAR <= int(text) <= MAX_YEAR:
+        return None
     return int(text)
+
+
+def _year(raw: str | int | None) -> int:
+    year = year_or_none(raw)
+    if year is None:
+        raise InvalidInput(f"「年度」应为 {MIN_YEAR}–{MAX_YEAR} 之间的年份。")
+    return year
 
 
 def _day(raw: str) -> dt.date:
@@ -224,7 +233,7 @@ async def _page(ctx: Ctx, year: str = "", status: int = 200, error: str | None =
 
 @router.get("/calendar")
 async def calendar_page(year: str = "", ctx: Ctx = NEED["calendar.read"]) -> Response:
-    if year.strip() and not (year.strip().isdigit() and MIN_YEAR <= int(year) <= MAX_YEAR):
+    if year_or_none(year) is None:
         year = ""
     return await _page(ctx, year)
 
@@ -247,8 +256,8 @@ async def _edit(ctx: Ctx, action: Any, keep_form: bool = False) -> Response:
         if isinstance(exc, OversightError):
             message += "。"
         back = values["year"] or values["day"][:4]
-        return await _page(ctx, back if back.isdigit() and MIN_YEAR <= int(back) <= MAX_YEAR
-                           else "", status=400, error=message,
+        return await _page(ctx, back if year_or_none(back) is not None else "", status=400,
+                           error=message,
                            form=values if keep_form else None)
     await _after_edit(ctx)
     return _back(year)
@@ -265,7 +274,8 @@ async def set_override_form(ctx: Ctx = NEED["calendar.manage"]) -> Response:
     async def do(v: dict[str, str]) -> int:
         day = _day(v["day"])
         await cal_service.set_override(ctx.db, day, _working(v["working"]), v["reason"],
-                                       ctx.require_actor().audit)
+                                       ctx.require_actor().audit,
+                                       settings=ctx.app.state.settings.oversight)
         return day.year
 
     return await _edit(ctx, do, keep_form=True)
@@ -275,7 +285,8 @@ async def set_override_form(ctx: Ctx = NEED["calendar.manage"]) -> Response:
 async def remove_override_form(ctx: Ctx = NEED["calendar.manage"]) -> Response:
     async def do(v: dict[str, str]) -> int:
         day = _day(v["day"])
-        await cal_service.remove_override(ctx.db, day, v["reason"], ctx.require_actor().audit)
+        await cal_service.remove_override(ctx.db, day, v["reason"], ctx.require_actor().audit,
+                                          settings=ctx.app.state.settings.oversight)
         return day.year
 
     return await _edit(ctx, do)
@@ -285,7 +296,8 @@ async def remove_override_form(ctx: Ctx = NEED["calendar.manage"]) -> Response:
 async def declare_year_form(ctx: Ctx = NEED["calendar.manage"]) -> Response:
     async def do(v: dict[str, str]) -> int:
         year = _year(v["year"])
-        await cal_service.declare_year(ctx.db, year, ctx.require_actor().audit)
+        await cal_service.declare_year(ctx.db, year, ctx.require_actor().audit,
+                                       settings=ctx.app.state.settings.oversight)
         return year
 
     return await _edit(ctx, do)
@@ -295,7 +307,8 @@ async def declare_year_form(ctx: Ctx = NEED["calendar.manage"]) -> Response:
 async def withdraw_year_form(ctx: Ctx = NEED["calendar.manage"]) -> Response:
     async def do(v: dict[str, str]) -> int:
         year = _year(v["year"])
-        await cal_service.withdraw_year(ctx.db, year, v["reason"], ctx.require_actor().audit)
+        await cal_service.withdraw_year(ctx.db, year, v["reason"], ctx.require_actor().audit,
+                                        settings=ctx.app.state.settings.oversight)
         return year
 
     return await _edit(ctx, do)
@@ -350,7 +363,8 @@ async def post_override(body: OverrideIn, ctx: Ctx = NEED["calendar.manage"]
                         ) -> dict[str, Any]:
     _year(body.day.year)
     row = await cal_service.set_override(ctx.db, body.day, body.working, body.reason,
-                                         ctx.require_actor().audit)
+                                         ctx.require_actor().audit,
+                                         settings=ctx.app.state.settings.oversight)
     data = override_json(row)
     await _after_edit(ctx)
     return data
@@ -361,7 +375,8 @@ async def delete_override(day: Annotated[dt.date, Query(description="日期（YY
                           reason: str = Query(..., min_length=1, max_length=2000,
                                               description="删除原因"),
                           ctx: Ctx = NEED["calendar.manage"]) -> dict[str, Any]:
-    await cal_service.remove_override(ctx.db, day, reason, ctx.require_actor().audit)
+    await cal_service.remove_override(ctx.db, day, reason, ctx.require_actor().audit,
+                                      settings=ctx.app.state.settings.oversight)
     await _after_edit(ctx)
     return {"day": day.isoformat(), "removed": True}
 
@@ -369,7 +384,8 @@ async def delete_override(day: Annotated[dt.date, Query(description="日期（YY
 @api_router.post("/calendar/years/declare", summary="声明某年度的工作日历已录入（须先录入该年度的"
                  "法定节假日和调休上班日）")
 async def declare(body: YearIn, ctx: Ctx = NEED["calendar.manage"]) -> dict[str, Any]:
-    row = await cal_service.declare_year(ctx.db, body.year, ctx.require_actor().audit)
+    row = await cal_service.declare_year(ctx.db, body.year, ctx.require_actor().audit,
+                                         settings=ctx.app.state.settings.oversight)
     data = year_json(row)
     await _after_edit(ctx)
     return data
@@ -377,6 +393,7 @@ async def declare(body: YearIn, ctx: Ctx = NEED["calendar.manage"]) -> dict[str,
 
 @api_router.post("/calendar/years/withdraw", summary="撤销某年度「已录入」的声明（须说明原因）")
 async def withdraw(body: WithdrawIn, ctx: Ctx = NEED["calendar.manage"]) -> dict[str, Any]:
-    await cal_service.withdraw_year(ctx.db, body.year, body.reason, ctx.require_actor().audit)
+    await cal_service.withdraw_year(ctx.db, body.year, body.reason, ctx.require_actor().audit,
+                                    settings=ctx.app.state.settings.oversight)
     await _after_edit(ctx)
     return {"year": body.year, "withdrawn": True}

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -39,6 +39,9 @@ from ..policy.retention import RetentionAction
 from .pages import _form_str, back_to, render
 from .permissions import allowed
 from .security import NEED, Ctx
+
+#: a deletion request's number in a URL (bounded: the database column is a 32-bit integer)
+RequestId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1", tags=["v1"])
@@ -173,7 +176,8 @@ async def _request_view(ctx: Ctx, req: DeletionRequest, seg: Segment, names: dic
     if any(a.approver == me for a in approvals):
         view.approve_blocked = "您已同意该申请" + (
             f"，还需 {needed} 名其他人员同意" if needed else "")
-    elif not settings.officer_may_approve and me == _officer(seg.officer_id):
+    elif not settings.officer_may_approve and _officer(seg.officer_id) in (
+            me, _officer(actor.officer_id)):
         view.approve_blocked = "您是录制该记录的执法人员，不能审批删除"
     elif needed == 0:
         view.approve_blocked = "已有足够的不同人员同意"
@@ -258,16 +262,18 @@ async def request_page(ctx: Ctx = NEED[MANAGE]) -> Response:
 
 
 @router.post("/retention/requests/{request_id}/approve")
-async def approve_page(request_id: int, ctx: Ctx = NEED[MANAGE]) -> Response:
+async def approve_page(request_id: RequestId, ctx: Ctx = NEED[MANAGE]) -> Response:
     form = await ctx.request.form()
-    await approve_deletion(ctx.db, request_id, ctx.require_actor().name,
-                           _form_str(form, "note", 2000), settings=oversight_settings(ctx.app))
+    actor = ctx.require_actor()
+    await approve_deletion(ctx.db, request_id, actor.name, _form_str(form, "note", 2000),
+                           settings=oversight_settings(ctx.app),
+                           approver_officer_id=actor.officer_id)
     await ctx.db.commit()
     return back_to(f"/retention#del-req-{request_id}")
 
 
 @router.post("/retention/requests/{request_id}/withdraw")
-async def withdraw_page(request_id: int, ctx: Ctx = NEED[MANAGE]) -> Response:
+async def withdraw_page(request_id: RequestId, ctx: Ctx = NEED[MANAGE]) -> Response:
     form = await ctx.request.form()
     await withdraw_request(ctx.db, request_id, ctx.require_actor().name,
                            _form_str(form, "reason", 2000))
@@ -285,7 +291,7 @@ async def _execute(ctx: Ctx, request_id: int) -> SegmentDeletion:
 
 
 @router.post("/retention/requests/{request_id}/execute")
-async def execute_page(request_id: int, ctx: Ctx = NEED[MANAGE]) -> Response:
+async def execute_page(request_id: RequestId, ctx: Ctx = NEED[MANAGE]) -> Response:
     record = await _execute(ctx, request_id)
     return back_to(f"/retention#deleted-{record.segment_id}")
 
@@ -348,16 +354,18 @@ async def api_request(body: DeletionRequestIn, ctx: Ctx = NEED[MANAGE]) -> dict[
 
 @api_router.post("/retention/requests/{request_id}/approve",
                  summary="同意删除申请（须两名不同人员同意；同一人不能重复同意）")
-async def api_approve(request_id: int, body: ApproveIn, ctx: Ctx = NEED[MANAGE]
+async def api_approve(request_id: RequestId, body: ApproveIn, ctx: Ctx = NEED[MANAGE]
                       ) -> dict[str, Any]:
-    await approve_deletion(ctx.db, request_id, ctx.require_actor().name, body.note,
-                           settings=oversight_settings(ctx.app))
+    actor = ctx.require_actor()
+    await approve_deletion(ctx.db, request_id, actor.name, body.note,
+                           settings=oversight_settings(ctx.app),
+                           approver_officer_id=actor.officer_id)
     await ctx.db.commit()
     return await _one_request(ctx, request_id)
 
 
 @api_router.post("/retention/requests/{request_id}/withdraw", summary="撤回删除申请（须填写理由）")
-async def api_withdraw(request_id: int, body: WithdrawIn, ctx: Ctx = NEED[MANAGE]
+async def api_withdraw(request_id: RequestId, body: WithdrawIn, ctx: Ctx = NEED[MANAGE]
                        ) -> dict[str, Any]:
     await withdraw_request(ctx.db, request_id, ctx.require_actor().name, body.reason)
     await ctx.db.commit()
@@ -366,6 +374,6 @@ async def api_withdraw(request_id: int, body: WithdrawIn, ctx: Ctx = NEED[MANAGE
 
 @api_router.post("/retention/requests/{request_id}/execute",
                  summary="执行删除（已经两名不同人员同意）；返回永久保存的删除记录")
-async def api_execute(request_id: int, ctx: Ctx = NEED[MANAGE]) -> dict[str, Any]:
+async def api_execute(request_id: RequestId, ctx: Ctx = NEED[MANAGE]) -> dict[str, Any]:
     record = await _execute(ctx, request_id)
     return _deletion_dict(record, await _names(ctx))

@@ -152,6 +152,14 @@ async def size(session: AsyncSession) -> int:
     return int((await session.execute(select(AuditHead.size).where(AuditHead.id == 1))).scalar_one())
 
 
+async def lock_head(session: AsyncSession) -> None:
+    """Take the lock every append takes (the ``audit_head`` row, ``FOR UPDATE``; SQLite's
+    single writer needs none) now, before a row lock of the caller's: a transaction that
+    locks a row and then appends would otherwise deadlock on PostgreSQL with one that appended
+    first and then locks the same row. Lock order: the audit head, then anything else."""
+    await session.execute(select(AuditHead.id).where(AuditHead.id == 1).with_for_update())
+
+
 async def head(session: AsyncSession, tree_size: int | None = None) -> TreeHead:
     n = await size(session) if tree_size is None else tree_size
     if n == 0:

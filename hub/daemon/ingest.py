@@ -258,7 +258,7 @@ class Ingest:
             return
         if self.metrics is not None and not counted:
             self.metrics.messages.labels(where.kind).inc()
-            self.metrics.last_seen.labels(where.device_id).set(time.time())
+            self.metrics.saw(where.device_id)
         lock = self._locks.setdefault(where.device_id, asyncio.Lock())
         async with lock:
             try:
@@ -331,7 +331,7 @@ class Ingest:
         entry.active_at = now
         if self.metrics is not None:
             self.metrics.messages.labels("chunk").inc()
-            self.metrics.last_seen.labels(device).set(time.time())
+            self.metrics.saw(device)
         return True
 
     def _offer_staged(self, key: tuple[str, str], entry: _Open, index: int, topic: str,

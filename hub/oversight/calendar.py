@@ -157,7 +157,9 @@ async def _changed(
     cal = await load_calendar(session)  # raises CalendarConfigError if the table is inconsistent
     await record_event(session, EventType.CONFIG_CHANGED, principal(actor), ["config:calendar"],
                        details, at=now)  # type: ignore[arg-type]
-    start = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC) - _AFFECTED_BEFORE
+    # (a run of holidays can stretch N working days over more than N calendar days)
+    before = max(_AFFECTED_BEFORE, dt.timedelta(days=3 * settings.upload_working_days + 30))
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC) - before
     end = dt.datetime.combine(dt.date(day.year, 12, 31) if whole_year else day, dt.time(0),
                               tzinfo=dt.UTC) + dt.timedelta(days=2)
     await recompute_deadlines(session, now=now, settings=settings, ended_from=start,

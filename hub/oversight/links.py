@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit.entries import EventType
-from ..audit.log import record_event
+from ..audit.log import lock_head, record_event
 from ..db.models import Segment
 from ..db.oversight_models import SegmentDeletion, SegmentLink
 from ..db.types import utcnow
@@ -72,7 +72,12 @@ async def lock_segment(session: AsyncSession, segment_id: str) -> Segment | None
     A new link and a retention deletion (:func:`..retention.execute_deletion`) of the same
     segment both lock this row *before* they check each other's rows, so on PostgreSQL (READ
     COMMITTED) the second waits for the first to commit and then sees its link or deletion:
-    never both. SQLite ignores ``FOR UPDATE``; its single writer serialises them anyway."""
+    never both. SQLite ignores ``FOR UPDATE``; its single writer serialises them anyway.
+
+    The audit head is locked first (:func:`..audit.log.lock_head`): both append audit entries
+    in the same transaction, and so does everything that links automatically (a record's
+    save appends before it links), so every transaction takes the two locks in one order."""
+    await lock_head(session)
     return (await session.execute(
         select(Segment).where(Segment.segment_id == segment_id).with_for_update()
         .execution_options(populate_existing=True)

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit.entries import EventType
 from ..audit.log import record_event
+from ..db.cases_models import CaseAttachment
 from ..db.models import Segment
 from ..db.oversight_models import (
     DeletionApproval,
@@ -144,6 +145,10 @@ async def request_deletion(
     if not reason.strip():
         raise NoteRequired("申请删除")
     now = now or utcnow()
+    # every retention action on a segment holds its row lock: two requests (a double click)
+    # cannot both find no open one, nor an approval race a withdrawal or the deletion
+    if await lock_segment(session, segment_id) is None:
+        raise NotFound("记录", segment_id)
     seg = await _segment(session, segment_id)
     decision = decide(await segment_facts(session, seg, hold), [], now,
                       settings.retention_policy())
@@ -161,6 +166,16 @@ async def request_deletion(
     return req
 
 
+async def _locked_request(session: AsyncSession, request_id: int) -> DeletionRequest:
+    """The request, read again once its segment's row is locked (see request_deletion)."""
+    req = await session.get(DeletionRequest, request_id)
+    if req is None:
+        raise NotFound("删除申请", request_id)
+    await lock_segment(session, req.segment_id)
+    await session.refresh(req)
+    return req
+
+
 async def approve_deletion(
     session: AsyncSession,
     request_id: int,
@@ -168,19 +183,22 @@ async def approve_deletion(
     note: str = "",
     now: dt.datetime | None = None,
     settings: OversightSettings = DEFAULT_SETTINGS,
+    approver_officer_id: str | None = None,
 ) -> DeletionApproval:
-    """One person approves a deletion request; an ``approval`` audit entry."""
+    """One person approves a deletion request; an ``approval`` audit entry.
+    ``approver_officer_id``: the approver's officer id (执法证号), if the approver is an
+    officer: the recording officer may not approve (unless ``officer_may_approve``)."""
     now = now or utcnow()
-    req = await session.get(DeletionRequest, request_id)
-    if req is None:
-        raise NotFound("删除申请", request_id)
+    req = await _locked_request(session, request_id)
     if req.status != "open":
         raise DeletionRefused(req.segment_id, "该删除申请已结束")
     who = approver.strip()
     seg = await _segment(session, req.segment_id)
     if not who or who in settings.system_principals:
         raise DeletionRefused(req.segment_id, "删除审批须由具体人员作出，系统账号不能审批")
-    if not settings.officer_may_approve and who == _officer(seg.officer_id):
+    recorded_by = _officer(seg.officer_id)
+    if not settings.officer_may_approve and recorded_by is not None and recorded_by in (
+            who, _officer(approver_officer_id)):
         raise DeletionRefused(req.segment_id, "录制该记录的执法人员不能审批删除自己的记录")
     dup = await session.scalar(select(DeletionApproval.id).where(
         DeletionApproval.request_id == request_id, DeletionApproval.approver == who))
@@ -202,9 +220,7 @@ async def withdraw_request(
 ) -> DeletionRequest:
     if not reason.strip():
         raise NoteRequired("撤回删除申请")
-    req = await session.get(DeletionRequest, request_id)
-    if req is None:
-        raise NotFound("删除申请", request_id)
+    req = await _locked_request(session, request_id)
     if req.status != "open":
         raise DeletionRefused(req.segment_id, "该删除申请已结束")
     now = now or utcnow()
@@ -279,17 +295,32 @@ async def _remove_blob(sessions: Any, segment_id: str, deleter: Deleter) -> None
         record = await s.get(SegmentDeletion, segment_id)
         assert record is not None
         ref = record.stored_ref
-        # Content-addressed: another segment with identical content keeps the object alive.
+        # Content-addressed: another segment with identical content, or a case attachment
+        # (an officer may upload the same clip to a case), keeps the object alive.
         sharing = await s.scalar(
             select(func.count()).select_from(Segment)
             .outerjoin(SegmentDeletion, SegmentDeletion.segment_id == Segment.segment_id)
             .where(Segment.stored_ref == ref, SegmentDeletion.segment_id.is_(None))
         )
+        attached = await s.scalar(
+            select(func.count()).select_from(CaseAttachment)
+            .where(CaseAttachment.blob_ref == ref))
     note = ""
     if sharing:
         note = "内容与其他未删除的记录相同，存储对象保留"
+    elif attached:
+        note = "内容与案件附件相同，存储对象保留"
     else:
-        await deleter.delete(ref)
+        try:
+            await deleter.delete(ref)
+        except Exception as exc:  # the record stands; the object goes at the next purge
+            log.exception("could not remove object %s of deleted segment %s", ref, segment_id)
+            async with sessions() as s, s.begin():
+                record = await s.get(SegmentDeletion, segment_id)
+                assert record is not None
+                record.blob_note = (f"存储对象删除失败（{type(exc).__name__}），"
+                                    "将在 lerec-hub 下次启动时自动重试")
+            return
     async with sessions() as s, s.begin():
         record = await s.get(SegmentDeletion, segment_id)
         assert record is not None
