@@ -118,8 +118,10 @@ async def declare_year(
         row = CalendarYear(year=year, set_by=actor, set_at=now)
         session.add(row)
         await session.flush()
+    # Declaring only decides days no rule decided before: only deadlines that could not be
+    # computed can change (not the whole year's segments, read one by one).
     await _changed(session, actor, now, {"action": "calendar_year_declared", "year": year},
-                   dt.date(year, 1, 1), settings, whole_year=True)
+                   dt.date(year, 1, 1), settings, errors_only=True)
     return row
 
 
@@ -151,12 +153,16 @@ async def _changed(
     day: dt.date,
     settings: OversightSettings,
     whole_year: bool = False,
+    errors_only: bool = False,
 ) -> None:
     from .timeliness import recompute_deadlines
 
     cal = await load_calendar(session)  # raises CalendarConfigError if the table is inconsistent
     await record_event(session, EventType.CONFIG_CHANGED, principal(actor), ["config:calendar"],
                        details, at=now)  # type: ignore[arg-type]
+    if errors_only:
+        await recompute_deadlines(session, now=now, settings=settings, cal=cal)
+        return
     # (a run of holidays can stretch N working days over more than N calendar days)
     before = max(_AFFECTED_BEFORE, dt.timedelta(days=3 * settings.upload_working_days + 30))
     start = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC) - before
