@@ -364,12 +364,13 @@ async def deletion_candidates(
     policy = settings.retention_policy()
     cutoff = now - policy.keep_unlinked_for
     active = select(SegmentLink.segment_id).where(SegmentLink.removed_at.is_(None))
-    rows = (await session.execute(
-        select(Segment).outerjoin(SegmentDeletion, SegmentDeletion.segment_id == Segment.segment_id)
-        .where(SegmentDeletion.segment_id.is_(None), Segment.end_at <= cutoff,
-               Segment.segment_id.not_in(active))
-        .order_by(Segment.end_at).limit(limit)
-    )).scalars().all()
+    q = (select(Segment)
+         .outerjoin(SegmentDeletion, SegmentDeletion.segment_id == Segment.segment_id)
+         .where(SegmentDeletion.segment_id.is_(None), Segment.end_at <= cutoff,
+                Segment.segment_id.not_in(active)))
+    if policy.protect_important:  # (kept whatever their age: never fill the page's limit)
+        q = q.where(Segment.important.is_(False))
+    rows = (await session.execute(q.order_by(Segment.end_at).limit(limit))).scalars().all()
     out = []
     for seg in rows:
         d = decide(await segment_facts(session, seg, hold), [], now, policy)
