@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -22,7 +20,9 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
-from sqlalchemy import or_, select, union
+from sqlalchemy import select
+
+from .oversight.absent import absent_runs, present_numbers
 
 log = logging.getLogger(__name__)
 
@@ -141,30 +141,6 @@ def _labelled(gauge: Gauge, label: str) -> set[str]:
     return out
 
 
-@functools.cache
-def _present_stmt() -> Any:
-    from sqlalchemy import bindparam
-
-    from .db.models import Segment
-    from .db.oversight_models import SegmentDeletion
-
-    dev: Any = bindparam("dev")
-    lo: Any = bindparam("lo")
-    hi: Any = bindparam("hi")
-    return union(
-        select(Segment.seq).where(Segment.device_id == dev, Segment.seq.between(lo, hi)),
-        select(SegmentDeletion.seq).where(SegmentDeletion.device_id == dev,
-                                          SegmentDeletion.seq.between(lo, hi)),
-    )
-
-
-async def _present(session: Any, device_id: str, lo: int, hi: int) -> set[int]:
-    """The present numbers of ``[lo, hi]`` (stored, or deleted with approval: as the
-    oversight counts them); an index range scan over ``[lo, hi]``."""
-    rows = await session.execute(_present_stmt(), {"dev": device_id, "lo": lo, "hi": hi})
-    return {r[0] for r in rows}
-
-
 async def count_open_gaps(session: Any) -> dict[tuple[str, str], int]:
     """(device, kind) -> sequence numbers in open gap alerts. An absent-number alert
     (``missing``, ``not_uploaded``) counts only its numbers that have not arrived since (it
@@ -183,87 +159,8 @@ async def count_open_gaps(session: Any) -> dict[tuple[str, str], int]:
     for r in rows:
         n = r.last_seq - r.first_seq + 1
         if r.kind != "chain_broken":
-            n -= len(await _present(session, r.device_id, r.first_seq, r.last_seq))
+            n -= len(await present_numbers(session, r.device_id, r.first_seq, r.last_seq))
         out[(r.device_id, r.kind)] = out.get((r.device_id, r.kind), 0) + max(n, 0)
-    return out
-
-
-def _holes(lo: int, hi: int, present: Iterable[int]) -> list[tuple[int, int]]:
-    """``[lo, hi]`` without the numbers of ``present``, as runs ``(first, last)`` (never
-    walks the numbers one by one: a faulty recorder's jump can make a range huge)."""
-    out: list[tuple[int, int]] = []
-    nxt = lo
-    for q in sorted(p for p in set(present) if lo <= p <= hi):
-        if q > nxt:
-            out.append((nxt, q - 1))
-        nxt = q + 1
-    if nxt <= hi:
-        out.append((nxt, hi))
-    return out
-
-
-def _merge(runs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Overlapping or adjacent runs joined, in order."""
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(runs):
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
-
-
-async def absent_runs(session: Any, device_id: str) -> list[tuple[int, int, dt.datetime]]:
-    """The numbers of ``device_id`` the hub knows are absent, as ``(first, last,
-    recording_end)`` with the bound on their recording end that
-    :func:`hub.oversight.timeliness.overdue_segments` uses (module doc there): a number below
-    the highest present one ended before the next present number started (its earliest
-    manifest's start); a number above it, reported by a heartbeat, before the hub first received
-    a heartbeat reporting it.
-
-    Bounded reads: the highest present number (one index probe), the heartbeat reports above
-    it, and the absent-number alerts that are open or were resolved by an administrator (an
-    absent number below the highest present one is always in such an alert: ``missing`` is
-    raised as soon as a later number is stored, and the hub resolves an alert only once all its
-    numbers arrived), with the present numbers inside them."""
-    from .db.oversight_models import Alert, SeqReport
-    from .oversight.alerts import ABSENT_KINDS, HUB
-    from .oversight.completeness import _bounds, _variants
-
-    _, _, top = await _bounds(session, device_id, None)
-    out: list[tuple[int, int, dt.datetime]] = []
-    if top is not None:
-        ranges = (await session.execute(
-            select(Alert.first_seq, Alert.last_seq).where(
-                Alert.device_id == device_id, Alert.kind.in_([k.value for k in ABSENT_KINDS]),
-                Alert.first_seq.is_not(None), Alert.first_seq < top,
-                or_(Alert.resolved_at.is_(None), Alert.resolved_by != HUB))
-        )).all()
-        absent: list[tuple[int, int]] = []
-        for first, last in ranges:
-            last = min(last, top - 1)
-            if last >= first:
-                absent += _holes(first, last, await _present(session, device_id, first, last))
-        for lo, hi in _merge(absent):
-            # Every absent number of a run shares the next present number (if an absent
-            # number outside any alert followed, the next present one is still the same).
-            _, nxt, _ = await _bounds(session, device_id, hi)
-            if nxt is None:
-                continue
-            starts = [m.start for m in (await _variants(session, device_id, [nxt])).get(nxt, [])]
-            if starts:
-                out.append((lo, hi, min(starts)))
-    reports = (await session.execute(
-        select(SeqReport.last_seq, SeqReport.reported_at).where(
-            SeqReport.device_id == device_id,
-            SeqReport.last_seq > (-1 if top is None else top))
-        .order_by(SeqReport.last_seq)
-    )).all()
-    lo = 0 if top is None else top + 1
-    for seq, at in reports:  # each run of the tail: the heartbeat that first reported it
-        if seq >= lo:
-            out.append((lo, seq, at))
-            lo = seq + 1
     return out
 
 
@@ -273,7 +170,7 @@ async def count_overdue(session: Any, now: dt.datetime, settings: Any) -> tuple[
     :func:`hub.oversight.timeliness.overdue_segments` with status ``overdue`` and
     ``calendar_error``, computed with the same calendar (the administrator's overrides and
     years: :func:`hub.oversight.calendar.load_calendar`) and deadline function, from the
-    bounded reads of :func:`absent_runs`."""
+    bounded reads of :func:`hub.oversight.absent.absent_runs`."""
     from .db.models import Device
     from .oversight.calendar import load_calendar
     from .oversight.timeliness import compute_deadline
@@ -285,7 +182,8 @@ async def count_overdue(session: Any, now: dt.datetime, settings: Any) -> tuple[
     deadlines: dict[dt.datetime, Any] = {}
     overdue = unknown = 0
     for device_id in sorted(device_ids):
-        for lo, hi, end in await absent_runs(session, device_id):
+        for run in await absent_runs(session, device_id):
+            lo, hi, end = run.first, run.last, run.ended
             if end not in deadlines:
                 if cal is None:
                     cal = await load_calendar(session)

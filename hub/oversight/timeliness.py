@@ -39,11 +39,10 @@ from ..db.oversight_models import Alert, SegmentDeadline
 from ..db.types import utcnow
 from ..policy.deadlines import UploadStatus, classify, upload_deadline
 from ..policy.errors import CalendarNotCovered
-from ..policy.gaps import GapKind
 from ..policy.workdays import WorkdayCalendar
 from .alerts import HUB, AlertKind, close_alert, raise_alert
 from .calendar import load_calendar
-from .completeness import _officer, load_device_state
+from .completeness import _officer
 from .settings import DEFAULT_SETTINGS, OversightSettings
 
 log = logging.getLogger(__name__)
@@ -207,34 +206,25 @@ async def backfill_deadlines(
 async def _absent_items(
     session: AsyncSession, now: dt.datetime, within: dt.timedelta, settings: OversightSettings
 ) -> list[DeadlineItem]:
+    """Every run of numbers still absent, with its deadline (bounded reads per recorder:
+    :func:`.absent.absent_runs`, not the recorder's whole history)."""
+    from .absent import absent_runs
+
     cal = await load_calendar(session)
-    device_ids = sorted(
-        set((await session.execute(select(Device.device_id))).scalars())
-        | set((await session.execute(select(Segment.device_id).distinct())).scalars())
-    )
+    officer_of = dict((await session.execute(select(Device.device_id, Device.officer_id))).all())
+    # Segments and heartbeat reports come only from enrolled recorders (a device row).
     items: list[DeadlineItem] = []
-    for device_id in device_ids:
-        state = await load_device_state(session, device_id)
-        for gap in state.gaps():
-            officers = gap.officer_ids or ((state.officer_id,) if state.officer_id else ())
-            if gap.kind is GapKind.MISSING and gap.window_end is not None:
-                runs = [(gap.first_seq, gap.last_seq, gap.window_end)]
-            elif gap.kind is GapKind.NOT_UPLOADED:
-                runs, lo = [], gap.first_seq
-                for seq, at in state.reports:  # split by the heartbeat that first reported them
-                    if seq >= lo:
-                        runs.append((lo, min(seq, gap.last_seq), at))
-                        lo = seq + 1
-                    if lo > gap.last_seq:
-                        break
-            else:
-                continue
-            for lo, hi, end in runs:
-                deadline, error = compute_deadline(cal, end, settings)
-                status = CALENDAR_ERROR if deadline is None else \
-                    classify(now, deadline, None, within).value
-                items.append(DeadlineItem(device_id, lo, hi, officers, end, False, deadline,
-                                          status, None, None if error is None else str(error)))
+    deadlines: dict[dt.datetime, tuple[dt.datetime | None, CalendarNotCovered | None]] = {}
+    for device_id in sorted(officer_of):
+        for run in await absent_runs(session, device_id, officer_of[device_id]):
+            if run.ended not in deadlines:
+                deadlines[run.ended] = compute_deadline(cal, run.ended, settings)
+            deadline, error = deadlines[run.ended]
+            status = CALENDAR_ERROR if deadline is None else \
+                classify(now, deadline, None, within).value
+            items.append(DeadlineItem(device_id, run.first, run.last, run.officers, run.ended,
+                                      False, deadline, status, None,
+                                      None if error is None else str(error)))
     return items
 
 
