@@ -281,6 +281,8 @@ class MqttBridge:
         self.failures = 0  # handler failures (messages left unacknowledged)
         self.redelivery_drops = 0  # connections dropped to have failed messages redelivered
         self.persistent = persistent
+        #: whether the broker still had this client's session at the last connect
+        self.session_present = False
         self.max_backoff = max_backoff
         self._drop_pending = False
         self._fail_streak = 0
@@ -309,6 +311,7 @@ class MqttBridge:
             return
         self.connects += 1
         self._acked_connect = True
+        self.session_present = bool(getattr(_flags, "session_present", False))
         log.info("connected to broker %s:%d (connect #%d, session present: %s)", self.host,
                  self.port, self.connects, getattr(_flags, "session_present", "?"))
         # Renew the subscriptions on every connect: the broker may have lost the session

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lerec.protocol import keys, topics
 
+from .. import fleet
 from ..cases.service import CaseStepSource
 from ..config import HubConfig
 from ..db import make_engine, migrate, sessionmaker
@@ -18,13 +19,13 @@ from ..metrics import HubMetrics, refresh_fleet_gauges, serve_metrics
 from ..oversight.hooks import IngestHooks
 from ..oversight.retention import purge_deleted_blobs
 from ..rules import default_rulebook
-from ..verify.checkpointer import checkpoint_loop
 from ..storage import BlobStore, open_store
+from ..verify.checkpointer import checkpoint_loop
 from .ingest import Ingest
 from .memory import trim
 from .memtrace import trace_memory
-from .timesync import TimeSync
 from .mqtt import MqttBridge, tls_context
+from .timesync import TimeSync
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,30 @@ class HubService:
         self.metrics.broker_connected.set(1 if up else 0)
         if up:
             self.metrics.broker_connects.inc()
+            if self.bridge.persistent and not self.bridge.session_present:
+                self._republishing = asyncio.get_running_loop().create_task(
+                    self._republish_configs(), name="republish-configs")
+
+    async def _republish_configs(self) -> None:
+        """The broker had no session of this hub: its first start, an expired session, or a
+        broker that lost its persistence — and with it the retained recorder configs, so a
+        recorder connecting now would get no officer binding. Publish every configured
+        recorder's binding again, freshly signed (current hub time: a recorder online takes
+        it as a time sync, and never an hours-old time)."""
+        try:
+            ids = [c.device_id for c in await fleet.latest_configs(self.sessions)]
+            if not ids:
+                return
+            configs = await fleet.time_sync(self.sessions, ids, self.signing_key,
+                                            self.cfg.devices)
+            for c in configs:
+                await self.bridge.publish(topics.hub_topic(c.device_id, "config"), c.wire,
+                                          retain=True)
+            log.warning("broker had no session of this hub: published the configs of %d "
+                        "recorder(s) again", len(configs))
+        except Exception:
+            log.exception("could not publish the recorder configs again; run "
+                          "'lerec-hub push-configs'")
 
     async def __aenter__(self) -> HubService:
         await migrate(self.engine)

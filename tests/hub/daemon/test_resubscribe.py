@@ -14,8 +14,9 @@ import shutil
 import threading
 import time
 
-from lerec.protocol import Receipt, decode_signed, keys
-from support.rig import fake_segment, stored_segments
+from lerec.hub import fleet
+from lerec.protocol import DeviceConfig, Receipt, decode_signed, keys, topics
+from support.rig import fake_segment, raw_client, stored_segments
 
 SIZE = 600_000
 
@@ -88,3 +89,45 @@ def test_hub_resubscribes_after_a_broker_restart_with_fresh_state(rig, caplog):
         decode_signed(r.receipt, Receipt).verify(hub_pub)
     assert [store.journal.get(s).state for s in sorted(contents)] == ["receipted"] * 3
     assert hub.service.ingest.stats.segments_stored == 3, "nothing counted twice"
+
+
+def test_recorder_configs_are_published_again_when_the_broker_comes_back_empty(rig):
+    """The broker keeps each recorder's officer binding as a retained message. Wiped, a
+    recorder connecting afterwards would get none: the hub, finding no session of its own on
+    the broker, publishes every configured recorder's config again, freshly signed."""
+    hub = rig.start_hub()
+    svc = hub.service
+    first = hub.call(fleet.assign(svc.sessions, "rec-a", "officer-1", svc.signing_key,
+                                  svc.cfg.devices))
+    assert hub.call(fleet.latest_configs(svc.sessions))[0].config.config_seq == \
+        first.config.config_seq  # (rec-b and rec-c were never configured)
+    before_ms = int(time.time() * 1000)
+    _wipe_restart(rig)
+    deadline = time.monotonic() + 60
+    while svc.bridge.connects < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert svc.bridge.connects >= 2 and not svc.bridge.session_present
+
+    got: list[bytes] = []
+    seen = threading.Event()
+    c = raw_client(rig.pki, "rec-a", rig.port)
+
+    def on_message(_c, _u, msg):
+        if msg.retain and msg.payload:
+            got.append(msg.payload)
+            seen.set()
+
+    c.on_message = on_message
+    c.on_connect = lambda cl, *a: cl.subscribe(topics.hub_topic("rec-a", "config"), qos=1)
+    c.connect("127.0.0.1", rig.port)
+    c.loop_start()
+    try:
+        assert seen.wait(30), "no retained config for rec-a after the broker came back empty"
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    config = decode_signed(got[-1], DeviceConfig)
+    config.verify(keys.ed25519_public(rig.pki.hub_signing_pub.read_bytes()))
+    cfg = config.message
+    assert cfg.device_id == "rec-a" and cfg.officer_id == "officer-1"
+    assert cfg.config_seq > first.config.config_seq and cfg.issued_ms >= before_ms
