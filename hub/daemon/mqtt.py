@@ -283,6 +283,7 @@ class MqttBridge:
         self.persistent = persistent
         #: whether the broker still had this client's session at the last connect
         self.session_present = False
+        self.subscription_refusals = 0  # connections dropped because a SUBSCRIBE was refused
         self.max_backoff = max_backoff
         self._drop_pending = False
         self._fail_streak = 0
@@ -325,7 +326,13 @@ class MqttBridge:
         # published to a fresh session would not reach the hub.
         failed = [c for c in codes if getattr(c, "is_failure", False)]
         if failed:
-            log.error("broker refused hub subscriptions: %s", failed)
+            # Connected but deaf: nothing would ever arrive. Drop the connection and try again
+            # after a growing back-off (the broker's ACL may be fixed meanwhile).
+            log.error("broker refused hub subscriptions (%s); reconnecting to try again",
+                      ", ".join(str(c) for c in failed))
+            self.subscription_refusals += 1
+            self._acked_connect = False  # the back-off keeps growing
+            self._shut()
             return
         self._connected.set()
 
@@ -487,13 +494,19 @@ class MqttBridge:
 
     def _drop(self) -> None:
         self._drop_pending = False
-        sock = self.client.socket()
-        if sock is None:
+        if self.client.socket() is None:
             return
         log.warning("dropping the broker connection so unacknowledged messages are redelivered")
         self.redelivery_drops += 1
+        self._shut()
+
+    def _shut(self) -> None:
+        """End the connection: the next read sees the end; then _keep_connected reconnects."""
+        sock = self.client.socket()
+        if sock is None:
+            return
         try:
-            sock.shutdown(socket.SHUT_RDWR)  # the next read sees the end; then we reconnect
+            sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 

@@ -258,3 +258,33 @@ def test_acknowledgements_are_written_at_once_and_what_the_socket_refuses_is_que
     assert asyncio.run(flush("all", mids)) == (wire, b"")
     assert asyncio.run(flush("short", mids)) == (wire[:3], wire[3:])
     assert asyncio.run(flush("want-write", mids)) == (b"", wire)
+
+
+async def test_a_refused_subscription_makes_the_bridge_reconnect_and_retry(rig, caplog):
+    """A SUBACK that refuses a subscription leaves a connected but deaf hub (mosquitto's file
+    ACL does not refuse SUBSCRIBE, so the refusal is handed to the bridge's callback on a real
+    connection, as paho would). The bridge stops reporting ready, drops the connection, says
+    why in the log, and subscribes again on the next connect."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    pki = rig.pki
+    async with MqttBridge(host="127.0.0.1", port=rig.port, client_id="bridge-refused",
+                          tls=tls_context(pki.ca_cert, pki.hub_cert, pki.hub_key),
+                          subscriptions=topics.hub_subscriptions(None),
+                          max_backoff=1.0) as bridge:
+        server = asyncio.create_task(bridge.serve(_ignore))
+        await asyncio.wait_for(bridge.wait_connected(), 30)
+        assert bridge.connects == 1
+        refused = ReasonCode(PacketTypes.SUBACK, "Not authorized")
+        bridge._connected.clear()  # (as paho's SUBACK for a fresh SUBSCRIBE would find it)
+        bridge._on_subscribe(bridge.client, None, 99, [refused], None)
+        assert bridge.subscription_refusals == 1
+        await asyncio.wait_for(bridge.wait_connected(), 30)  # reconnected and subscribed
+        assert bridge.connects == 2
+        server.cancel()
+    assert "broker refused hub subscriptions" in caplog.text
+
+
+async def _ignore(topic: str, payload: bytes) -> None:
+    return None
