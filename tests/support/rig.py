@@ -79,9 +79,11 @@ def stored_segments(hub: HubThread) -> list[Segment]:
     return hub.call(q())
 
 
-def make_store(pki: Pki, device_id: str, root: Path, chunk_size: int = 64 * 1024) -> ClipStore:
+def make_store(pki: Pki, device_id: str, root: Path, chunk_size: int = 64 * 1024,
+               cls: type[ClipStore] = ClipStore) -> ClipStore:
+    """A recorder's clip store with its keys from the PKI (``cls``: a ClipStore subclass)."""
     files = pki.device(device_id)
-    return ClipStore(
+    return cls(
         root, device_id=device_id,
         signing_key=keys.ed25519_private(files.signing_key.read_bytes()),
         hub_box_public=keys.x25519_public(files.hub_box_pub.read_bytes()),

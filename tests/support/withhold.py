@@ -17,8 +17,9 @@ from typing import Any
 from lerec.deploy.pki import Pki
 from lerec.device.store import ClipStore
 from lerec.device.store.journal import JournalRow
-from lerec.protocol import keys
 from lerec.protocol.messages import ClockInfo, Heartbeat
+
+from .rig import make_store
 
 
 class HoldingClipStore(ClipStore):
@@ -43,14 +44,9 @@ class HoldingClipStore(ClipStore):
 
 def make_holding_store(pki: Pki, device_id: str, root: Path,
                        chunk_size: int = 64 * 1024) -> HoldingClipStore:
-    files = pki.device(device_id)
-    return HoldingClipStore(
-        root, device_id=device_id,
-        signing_key=keys.ed25519_private(files.signing_key.read_bytes()),
-        hub_box_public=keys.x25519_public(files.hub_box_pub.read_bytes()),
-        hub_signing_public=keys.ed25519_public(files.hub_signing_pub.read_bytes()),
-        chunk_size=chunk_size, low_space_bytes=0, floor_bytes=0,
-    )
+    store = make_store(pki, device_id, root, chunk_size, cls=HoldingClipStore)
+    assert isinstance(store, HoldingClipStore)
+    return store
 
 
 def heartbeat_of(store: HoldingClipStore,
