@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..audit.entries import EventType
 from ..audit.log import lock_head, record_event
 from ..db.models import Segment
-from ..db.oversight_models import SegmentDeletion, SegmentLink
+from ..db.oversight_models import DeletionRequest, SegmentDeletion, SegmentLink
 from ..db.types import utcnow
 from ..policy.linking import CaseStep, decide_links
 from ..policy.linking import Segment as PolicySegment
@@ -95,7 +95,24 @@ async def _add(
     await record_event(session, EventType.LINK, principal(actor), _subjects(segment_id, case_id), {
         "link_id": link.id, "step_id": step_id, "method": method, "reason": reason,
     }, at=now)
+    await _close_deletion_requests(session, segment_id, case_id, now)
     return link
+
+
+async def _close_deletion_requests(
+    session: AsyncSession, segment_id: str, case_id: str, now: dt.datetime
+) -> None:
+    """A segment linked to a case is case evidence, never deleted by retention: an open
+    deletion request for it is closed (withdrawn, by the hub, saying why) rather than left
+    waiting for approvals that can no longer lead anywhere."""
+    for req in (await session.execute(select(DeletionRequest).where(
+            DeletionRequest.segment_id == segment_id, DeletionRequest.status == "open"))
+            ).scalars():
+        req.status, req.closed_at = "withdrawn", now
+        await record_event(session, EventType.RECORD_CHANGED, HUB,
+                           [f"segment:{segment_id}", f"deletion_request:{req.id}"],
+                           {"action": "deletion_withdrawn",
+                            "reason": f"记录已关联案件 {case_id}，作为案卷证据不得删除"}, at=now)
 
 
 async def link_segment(

@@ -176,6 +176,17 @@ async def _locked_request(session: AsyncSession, request_id: int) -> DeletionReq
     return req
 
 
+async def _ended(session: AsyncSession, req: DeletionRequest) -> DeletionRefused:
+    """Why a request that is no longer open cannot be acted on (a link closes a request:
+    :func:`.links._close_deletion_requests`)."""
+    linked = await session.scalar(select(SegmentLink.id).where(
+        SegmentLink.segment_id == req.segment_id, SegmentLink.removed_at.is_(None)).limit(1))
+    if req.status == "withdrawn" and linked is not None:
+        return DeletionRefused(req.segment_id, "记录已关联案件，作为案卷证据不得删除；该删除申请"
+                               "已关闭")
+    return DeletionRefused(req.segment_id, "该删除申请已结束")
+
+
 async def approve_deletion(
     session: AsyncSession,
     request_id: int,
@@ -191,7 +202,7 @@ async def approve_deletion(
     now = now or utcnow()
     req = await _locked_request(session, request_id)
     if req.status != "open":
-        raise DeletionRefused(req.segment_id, "该删除申请已结束")
+        raise await _ended(session, req)
     who = approver.strip()
     seg = await _segment(session, req.segment_id)
     if not who or who in settings.system_principals:
@@ -222,7 +233,7 @@ async def withdraw_request(
         raise NoteRequired("撤回删除申请")
     req = await _locked_request(session, request_id)
     if req.status != "open":
-        raise DeletionRefused(req.segment_id, "该删除申请已结束")
+        raise await _ended(session, req)
     now = now or utcnow()
     req.status, req.closed_at = "withdrawn", now
     await session.flush()
@@ -255,7 +266,7 @@ async def execute_deletion(
             raise NotFound("记录", req.segment_id)
         await s.refresh(req)  # a concurrent execution or withdrawal may have closed it
         if req.status != "open":
-            raise DeletionRefused(req.segment_id, "该删除申请已结束")
+            raise await _ended(s, req)
         seg = await _segment(s, req.segment_id)
         decision = decide(await segment_facts(s, seg, hold), await _approvals(s, req), now,
                           settings.retention_policy())

@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 
 from sqlalchemy import select, update
-from support.admin_client import add_segment
+from support.admin_client import add_segment, audit_rows
 
 from lerec.hub.db.cases_models import User
 from lerec.hub.db.models import Segment
@@ -105,3 +105,25 @@ async def test_out_of_range_ids_and_odd_digits_are_bad_input(app, login):
     assert page.status_code == 200
     r = await archivist.post("/calendar/years/declare", {"year": "２０２７"})
     assert r.status_code == 400 and "年度" in r.text
+
+
+async def test_linking_a_segment_closes_its_open_deletion_request(app, login, tmp_path):
+    """A segment that becomes case evidence while a deletion request waits: the request is
+    closed by the hub, saying why, instead of waiting for approvals that can lead nowhere."""
+    sid = await _old(app, tmp_path, b"linked while its deletion was asked", device="rec-e4")
+    archivist = await login("archivist")
+    r = await archivist.api("POST", "/api/v1/retention/requests",
+                            {"segment_id": sid, "reason": "误录"})
+    rid = r.json()["id"]
+    handler = await login("handler_a")
+    case = await handler.create_case()
+    r = await handler.api("POST", f"/api/v1/cases/{case['id']}/clips", {"segment_id": sid})
+    assert r.status_code == 201, r.text
+    overview = (await archivist.get("/api/v1/retention")).json()
+    assert all(q["id"] != rid for q in overview["requests"]), "still listed as open"
+    r = await archivist.api("POST", f"/api/v1/retention/requests/{rid}/approve", {"note": ""})
+    assert r.status_code == 409 and "已关联案件" in r.json()["detail"], r.text
+    rows = await audit_rows(app)
+    closed = [(a, d) for _, t, a, subj, d in rows
+              if d.get("action") == "deletion_withdrawn" and f"deletion_request:{rid}" in subj]
+    assert len(closed) == 1 and closed[0][0] == "hub" and "关联案件" in closed[0][1]["reason"]
