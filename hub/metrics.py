@@ -22,11 +22,13 @@ from prometheus_client import (
 )
 from sqlalchemy import select
 
-from .oversight.absent import absent_runs, present_numbers
+from .oversight.absent import present_numbers
+from .oversight.settings import DEFAULT_SETTINGS
+from .policy.gaps import GapKind
 
 log = logging.getLogger(__name__)
 
-GAP_KINDS = ("missing", "chain_broken", "not_uploaded")
+GAP_KINDS = tuple(k.value for k in GapKind)
 
 
 class HubMetrics:
@@ -93,7 +95,7 @@ class HubMetrics:
 
 async def refresh_fleet_gauges(metrics: HubMetrics, sessions: Any,
                                now: dt.datetime | None = None,
-                               settings: Any = None) -> None:
+                               settings: Any = DEFAULT_SETTINGS) -> None:
     """Recompute the fleet gauges from the database, reading only what is bounded by the
     fleet and its open problems, never a device's whole history:
 
@@ -104,12 +106,8 @@ async def refresh_fleet_gauges(metrics: HubMetrics, sessions: Any,
     * ``lerec_device_last_seen_timestamp_seconds``: ``devices.last_seen_at`` (never moved back
       from a later message the ingest counted since).
 
-    ``settings``: the hub's :class:`~hub.oversight.settings.OversightSettings` (default:
-    the defaults)."""
-    from .oversight.settings import DEFAULT_SETTINGS
-
-    await _refresh(metrics, sessions, now or dt.datetime.now(dt.UTC),
-                   settings if settings is not None else DEFAULT_SETTINGS)
+    ``settings``: the hub's :class:`~hub.oversight.settings.OversightSettings`."""
+    await _refresh(metrics, sessions, now or dt.datetime.now(dt.UTC), settings)
 
 
 async def _refresh(metrics: HubMetrics, sessions: Any, now: dt.datetime, settings: Any) -> None:
@@ -168,32 +166,17 @@ async def count_overdue(session: Any, now: dt.datetime, settings: Any) -> tuple[
     """(numbers certainly past their upload deadline, numbers whose deadline the calendar
     cannot compute) over every recorder: the items of
     :func:`hub.oversight.timeliness.overdue_segments` with status ``overdue`` and
-    ``calendar_error``, computed with the same calendar (the administrator's overrides and
-    years: :func:`hub.oversight.calendar.load_calendar`) and deadline function, from the
-    bounded reads of :func:`hub.oversight.absent.absent_runs`."""
-    from .db.models import Device
-    from .oversight.calendar import load_calendar
-    from .oversight.timeliness import compute_deadline
-    from .policy.deadlines import UploadStatus, classify
+    ``calendar_error``, counted from the same :func:`~hub.oversight.timeliness.absent_items`."""
+    from .oversight.timeliness import CALENDAR_ERROR, absent_items
+    from .policy.deadlines import UploadStatus
 
-    # Segments and heartbeat reports come only from enrolled recorders (a device row).
-    device_ids = (await session.execute(select(Device.device_id))).scalars().all()
-    cal = None
-    deadlines: dict[dt.datetime, Any] = {}
     overdue = unknown = 0
-    for device_id in sorted(device_ids):
-        for run in await absent_runs(session, device_id):
-            lo, hi, end = run.first, run.last, run.ended
-            if end not in deadlines:
-                if cal is None:
-                    cal = await load_calendar(session)
-                deadlines[end] = compute_deadline(cal, end, settings)[0]
-            deadline = deadlines[end]
-            if deadline is None:
-                unknown += hi - lo + 1
-            elif classify(now, deadline, None, settings.at_risk_within) == \
-                    UploadStatus.OVERDUE:
-                overdue += hi - lo + 1
+    for item in await absent_items(session, now, settings):
+        n = item.last_seq - item.first_seq + 1
+        if item.status == CALENDAR_ERROR:
+            unknown += n
+        elif item.status == UploadStatus.OVERDUE.value:
+            overdue += n
     return overdue, unknown
 
 

@@ -23,6 +23,7 @@ from ..db.cases_models import ClipTranscript
 from ..db.models import Segment
 from ..db.oversight_models import SegmentDeadline, SegmentLink
 from ..db.types import utcnow
+from ..policy.deadlines import UploadStatus
 from ..policy.linking import CaseStep
 
 UNASSIGNED = "unassigned"
@@ -162,7 +163,7 @@ async def candidate_segments(
     return list((await session.execute(q.order_by(Segment.start_at).limit(limit))).scalars())
 
 
-async def gaps_and_overdue(session: AsyncSession, settings: Any = None
+async def gaps_and_overdue(session: AsyncSession, settings: Any = oversight.DEFAULT_SETTINGS
                            ) -> dict[str, dict[str, list[Any]]]:
     """Per device: open completeness alerts ('gaps') and not-uploaded runs past their
     第二十六条 deadline ('overdue')."""
@@ -170,8 +171,7 @@ async def gaps_and_overdue(session: AsyncSession, settings: Any = None
     for alert in await oversight.list_alerts(session, open_only=True):
         if alert.device_id:
             out[alert.device_id]["gaps"].append(alert)
-    kw = {} if settings is None else {"settings": settings}
-    for item in await oversight.overdue_segments(session, **kw):
+    for item in await oversight.overdue_segments(session, settings=settings):
         out[item.device_id]["overdue"].append(item)
     return dict(out)
 
@@ -205,16 +205,19 @@ def _deadline_item(item: Any) -> dict[str, Any]:
 
 
 async def upload_deadlines(
-    session: AsyncSession, settings: Any = None, late_since: dt.datetime | None = None
+    session: AsyncSession, settings: Any = oversight.DEFAULT_SETTINGS,
+    late_since: dt.datetime | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """The 第二十六条 lists: recordings still on a recorder past their deadline ('overdue', with
     those whose deadline the calendar cannot compute), still on a recorder with little time
     left ('at_risk'), and stored ones that arrived after their deadline ('late', since
     ``late_since``: default 90 days). ``settings``: the hub's ``[oversight]`` settings."""
-    since = late_since or utcnow() - dt.timedelta(days=90)
-    kw = {} if settings is None else {"settings": settings}
+    now = utcnow()
+    absent = await oversight.absent_items(session, now, settings)  # one read for both lists
     return {
-        "overdue": [_deadline_item(i) for i in await oversight.overdue_segments(session, **kw)],
-        "at_risk": [_deadline_item(i) for i in await oversight.at_risk_segments(session, **kw)],
-        "late": [_deadline_item(i) for i in await oversight.late_segments(session, since)],
+        "overdue": [_deadline_item(i) for i in absent
+                    if i.status in oversight.OVERDUE_STATUSES],
+        "at_risk": [_deadline_item(i) for i in absent if i.status == UploadStatus.AT_RISK.value],
+        "late": [_deadline_item(i) for i in await oversight.late_segments(
+            session, late_since or now - dt.timedelta(days=90))],
     }

@@ -59,7 +59,9 @@ from .retention import (
 )
 from .settings import DEFAULT_SETTINGS, OversightSettings
 from .timeliness import (
+    OVERDUE_STATUSES,
     DeadlineItem,
+    absent_items,
     at_risk_segments,
     deadline_of,
     late_segments,
@@ -68,10 +70,12 @@ from .timeliness import (
 )
 
 __all__ = [
-    "DEFAULT_SETTINGS", "AlertKind", "AlreadyLinked", "AlreadyRemoved", "AlreadyResolved",
+    "DEFAULT_SETTINGS", "OVERDUE_STATUSES", "AlertKind", "AlreadyLinked", "AlreadyRemoved",
+    "AlreadyResolved",
     "DeadlineItem", "Deleter", "DeletionRefused", "DuplicateApproval", "IngestHooks", "Link",
     "LocalDeleter", "NotFound", "NoteRequired", "OversightError", "OversightSettings",
-    "RetentionCandidate", "StepSource", "StoredOutcome", "approve_deletion", "at_risk_segments",
+    "RetentionCandidate", "StepSource", "StoredOutcome", "absent_items", "approve_deletion",
+    "at_risk_segments",
     "auto_link_segment", "auto_link_step", "check_device", "check_segment", "check_tail",
     "deadline_of", "declare_year", "deletion_candidates", "deletions", "execute_deletion",
     "late_segments", "link_segment", "links_for_case", "links_for_segment", "list_alerts",

@@ -132,11 +132,11 @@ async def absent_runs(
         if top is not None:
             arrived = (await _variants(session, device_id, [top])).get(top, [])
             last_officer = arrived[0].officer_id if arrived else None
-        officers = _officers({last_officer} if last_officer else set(), device_officer)
+        tail_officers = _officers({last_officer} if last_officer else set(), device_officer)
         lo = 0 if top is None else top + 1
         for seq, at in reports:  # each run of the tail: the heartbeat that first reported it
             if seq >= lo:
-                out.append(AbsentRun(lo, seq, at, officers))
+                out.append(AbsentRun(lo, seq, at, tail_officers))
                 lo = seq + 1
     return out
 

@@ -203,14 +203,22 @@ async def backfill_deadlines(
     return list((await session.execute(q)).scalars())
 
 
-async def _absent_items(
-    session: AsyncSession, now: dt.datetime, within: dt.timedelta, settings: OversightSettings
+async def absent_items(
+    session: AsyncSession,
+    now: dt.datetime | None = None,
+    settings: OversightSettings = DEFAULT_SETTINGS,
+    within: dt.timedelta | None = None,
 ) -> list[DeadlineItem]:
-    """Every run of numbers still absent, with its deadline (bounded reads per recorder:
-    :func:`.absent.absent_runs`, not the recorder's whole history)."""
+    """Every run of numbers still absent from an enrolled recorder, with its deadline and
+    status (``overdue``, ``at_risk`` with less than ``within`` — default
+    ``settings.at_risk_within`` — left, ``on_time``, or ``calendar_error``). Bounded reads per
+    recorder (:func:`.absent.absent_runs`, not its whole history); the 第二十六条 lists below and
+    the metrics refresh take their items from here."""
     from .absent import absent_runs
 
-    cal = await load_calendar(session)
+    now = now or utcnow()
+    within = within or settings.at_risk_within
+    cal: WorkdayCalendar | None = None  # read only if something is absent
     officer_of = dict((await session.execute(select(Device.device_id, Device.officer_id))).all())
     # Segments and heartbeat reports come only from enrolled recorders (a device row).
     items: list[DeadlineItem] = []
@@ -218,6 +226,8 @@ async def _absent_items(
     for device_id in sorted(officer_of):
         for run in await absent_runs(session, device_id, officer_of[device_id]):
             if run.ended not in deadlines:
+                if cal is None:
+                    cal = await load_calendar(session)
                 deadlines[run.ended] = compute_deadline(cal, run.ended, settings)
             deadline, error = deadlines[run.ended]
             status = CALENDAR_ERROR if deadline is None else \
@@ -228,6 +238,10 @@ async def _absent_items(
     return items
 
 
+#: statuses of :func:`absent_items` in the overdue list
+OVERDUE_STATUSES = (UploadStatus.OVERDUE.value, CALENDAR_ERROR)
+
+
 async def overdue_segments(
     session: AsyncSession,
     now: dt.datetime | None = None,
@@ -235,9 +249,8 @@ async def overdue_segments(
 ) -> list[DeadlineItem]:
     """Segments not uploaded whose deadline has certainly passed (rule in the module doc),
     plus runs whose deadline the calendar cannot compute (status ``calendar_error``)."""
-    now = now or utcnow()
-    items = await _absent_items(session, now, settings.at_risk_within, settings)
-    return [i for i in items if i.status in (UploadStatus.OVERDUE.value, CALENDAR_ERROR)]
+    items = await absent_items(session, now, settings)
+    return [i for i in items if i.status in OVERDUE_STATUSES]
 
 
 async def at_risk_segments(
@@ -248,8 +261,7 @@ async def at_risk_segments(
 ) -> list[DeadlineItem]:
     """Segments not uploaded with less than ``within`` (default ``settings.at_risk_within``)
     left before their deadline."""
-    now = now or utcnow()
-    items = await _absent_items(session, now, within or settings.at_risk_within, settings)
+    items = await absent_items(session, now, settings, within)
     return [i for i in items if i.status == UploadStatus.AT_RISK.value]
 
 
