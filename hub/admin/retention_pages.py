@@ -30,11 +30,12 @@ from ..oversight.retention import (
     deletion_candidates,
     deletions,
     execute_deletion,
+    recorded_it,
     request_deletion,
     retention_status,
     withdraw_request,
 )
-from ..oversight.settings import DEFAULT_SETTINGS, OversightSettings
+from ..oversight.settings import OversightSettings
 from ..policy.retention import RetentionAction
 from .pages import _form_str, back_to, render
 from .permissions import allowed
@@ -51,7 +52,8 @@ MANAGE = "retention.manage"
 
 def oversight_settings(app: Any) -> OversightSettings:
     """The retention settings of this admin service (``AdminSettings.oversight``)."""
-    return getattr(app.state.settings, "oversight", None) or DEFAULT_SETTINGS
+    settings: OversightSettings = app.state.settings.oversight
+    return settings
 
 
 # -- what the page and the API show ---------------------------------------------------------
@@ -176,8 +178,7 @@ async def _request_view(ctx: Ctx, req: DeletionRequest, seg: Segment, names: dic
     if any(a.approver == me for a in approvals):
         view.approve_blocked = "您已同意该申请" + (
             f"，还需 {needed} 名其他人员同意" if needed else "")
-    elif not settings.officer_may_approve and _officer(seg.officer_id) in (
-            me, _officer(actor.officer_id)):
+    elif not settings.officer_may_approve and recorded_it(seg, me, actor.officer_id):
         view.approve_blocked = "您是录制该记录的执法人员，不能审批删除"
     elif needed == 0:
         view.approve_blocked = "已有足够的不同人员同意"

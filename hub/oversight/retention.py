@@ -166,6 +166,13 @@ async def request_deletion(
     return req
 
 
+def recorded_it(seg: Segment, person: str, officer_id: str | None) -> bool:
+    """Whether ``person`` (login name, and officer id 执法证号 if they have one) is the officer
+    who recorded ``seg``: an unassigned recording was recorded by nobody."""
+    recorded_by = _officer(seg.officer_id)
+    return recorded_by is not None and recorded_by in (person, _officer(officer_id))
+
+
 async def _locked_request(session: AsyncSession, request_id: int) -> DeletionRequest:
     """The request, read again once its segment's row is locked (see request_deletion)."""
     req = await session.get(DeletionRequest, request_id)
@@ -207,9 +214,7 @@ async def approve_deletion(
     seg = await _segment(session, req.segment_id)
     if not who or who in settings.system_principals:
         raise DeletionRefused(req.segment_id, "删除审批须由具体人员作出，系统账号不能审批")
-    recorded_by = _officer(seg.officer_id)
-    if not settings.officer_may_approve and recorded_by is not None and recorded_by in (
-            who, _officer(approver_officer_id)):
+    if not settings.officer_may_approve and recorded_it(seg, who, approver_officer_id):
         raise DeletionRefused(req.segment_id, "录制该记录的执法人员不能审批删除自己的记录")
     dup = await session.scalar(select(DeletionApproval.id).where(
         DeletionApproval.request_id == request_id, DeletionApproval.approver == who))

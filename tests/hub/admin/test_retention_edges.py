@@ -127,3 +127,23 @@ async def test_linking_a_segment_closes_its_open_deletion_request(app, login, tm
     closed = [(a, d) for _, t, a, subj, d in rows
               if d.get("action") == "deletion_withdrawn" and f"deletion_request:{rid}" in subj]
     assert len(closed) == 1 and closed[0][0] == "hub" and "关联案件" in closed[0][1]["reason"]
+
+
+async def test_an_unassigned_recording_may_be_approved_by_people_without_an_officer_id(
+        app, login, tmp_path):
+    """A recorder with no officer bound records "unassigned": nobody recorded it, so an
+    approver without an officer id (the archivist) is not "the recording officer"."""
+    sid = await _old(app, tmp_path, b"recorded while unassigned", officer="unassigned",
+                     device="rec-e5")
+    async with app.state.sessions() as s, s.begin():
+        await s.execute(update(User).where(User.name == "archivist").values(officer_id=None))
+    archivist = await login("archivist")
+    r = await archivist.api("POST", "/api/v1/retention/requests",
+                            {"segment_id": sid, "reason": "误录"})
+    rid = r.json()["id"]
+    page = (await archivist.get("/retention")).text
+    block = page[page.index(f'id="del-req-{rid}"'):]
+    assert "您是录制该记录的执法人员" not in block[:block.index("</article>")]
+    assert r.json()["may_approve"] is True
+    r = await archivist.api("POST", f"/api/v1/retention/requests/{rid}/approve", {"note": ""})
+    assert r.status_code == 200, r.text
