@@ -28,10 +28,9 @@ from ..cases.service import Actor, addable_kinds
 from ..cases.snapshot import (
     LinkedClip,
     build_snapshot,
-    group_clips,
+    clips_from_rows,
     summarise,
 )
-from ..cases.snapshot import calendar as snapshot_calendar
 from ..db.cases_models import (
     Approval,
     Case,
@@ -135,8 +134,8 @@ async def case_detail(ctx: Ctx, case: Case) -> dict[str, Any]:
     b = await bundle.load(db, case.id)
     records, attachments, members, approvals, changes = (
         b.records, b.attachments, b.members, b.approvals, b.changes)
-    clips = group_clips(rb, [(link, link.segment, link.deadline, link.transcript)
-                             for link in b.links], await snapshot_calendar(db))
+    clips = await clips_from_rows(db, rb, [(link, link.segment, link.deadline, link.transcript)
+                                           for link in b.links])
     users = await people(ctx)
     now = utcnow()
     snapshot = await build_snapshot(db, rb, case, records, attachments, clips)

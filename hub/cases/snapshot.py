@@ -29,13 +29,6 @@ from . import links_adapter
 log = logging.getLogger(__name__)
 
 
-async def calendar(session: AsyncSession) -> WorkdayCalendar:
-    """The working-day calendar deadlines are computed with: the statutory data plus the
-    administrator's table (工作日历: overrides and the years entered by hand), read anew so
-    that an edit counts at once. Raises CalendarConfigError if that table is inconsistent."""
-    return await load_calendar(session)
-
-
 def media_kind(content_type: str) -> str:
     """A clip's MIME type as a rulebook medium id."""
     major = (content_type or "").split("/", 1)[0].lower()
@@ -73,17 +66,20 @@ class LinkedClip:
 
 async def linked_clips(session: AsyncSession, rb: Rulebook, case_id: int) -> list[LinkedClip]:
     """The clips linked to a case, grouped per segment, with the records they evidence."""
-    rows = await links_adapter.linked_segments(session, case_id)
-    cal = await calendar(session) if any(r[2] is None for r in rows) else None
+    return await clips_from_rows(session, rb, await links_adapter.linked_segments(session, case_id))
+
+
+async def clips_from_rows(session: AsyncSession, rb: Rulebook, rows: Any) -> list[LinkedClip]:
+    """(link, segment, deadline, transcript) rows -> one LinkedClip per segment. A segment
+    without a stored deadline row gets one computed on the working-day calendar the hub uses
+    (statutory data plus the administrator's 工作日历 table, read anew so an edit counts at
+    once; read only when some segment needs it)."""
+    cal = await load_calendar(session) if any(r[2] is None for r in rows) else None
     return group_clips(rb, rows, cal)
 
 
-def group_clips(rb: Rulebook, rows: Any, cal: WorkdayCalendar | None = None
-                ) -> list[LinkedClip]:
-    """(link, segment, deadline, transcript) rows -> one LinkedClip per segment. A segment
-    without a stored deadline gets one computed on ``cal`` (the database calendar, see
-    :func:`calendar`); without ``cal`` it is left None here and :func:`build_snapshot`
-    computes it."""
+def group_clips(rb: Rulebook, rows: Any, cal: WorkdayCalendar | None) -> list[LinkedClip]:
+    """:func:`clips_from_rows` with the calendar given (None: no segment lacks a deadline)."""
     by_seg: dict[str, list[links_adapter.Link]] = defaultdict(list)
     info: dict[str, tuple[Segment, dt.datetime | None, str | None]] = {}
     for link, seg, deadline, transcript in rows:
@@ -116,12 +112,6 @@ async def build_snapshot(
         )).scalars())
     if clips is None:
         clips = await linked_clips(session, rb, case.id)
-    deadlines = {c.segment.segment_id: c.deadline for c in clips}
-    if any(d is None for d in deadlines.values()):
-        cal = await calendar(session)
-        for c in clips:
-            if c.deadline is None:
-                deadlines[c.segment.segment_id] = clip_deadline(c.segment, rb, cal)
     atts: dict[int | None, list[Attachment]] = defaultdict(list)
     for a in attachments:
         atts[a.record_id].append(attachment_snapshot(a))
@@ -144,7 +134,7 @@ async def build_snapshot(
             media_kind=media_kind(c.segment.media_type),
             recorded_end=c.segment.end_at,
             uploaded_at=c.segment.received_at,
-            upload_deadline=deadlines[c.segment.segment_id],
+            upload_deadline=c.deadline,
             transcript_present=bool((c.transcript or "").strip()),
         )
         for c in clips
