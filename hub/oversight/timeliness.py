@@ -120,8 +120,8 @@ async def _calendar_alert(
     # The year may have been covered and then withdrawn: its earlier alerts are resolved, and
     # a new one needs a key of its own (raise_alert never reopens a resolved key).
     key = prefix + segment.segment_id
-    earlier = await session.scalar(select(func.count()).select_from(Alert).where(
-        Alert.dedup_key.startswith(key, autoescape=True)))
+    earlier = await session.scalar(select(func.count()).select_from(Alert).where(or_(
+        Alert.dedup_key == key, Alert.dedup_key.startswith(key + ":", autoescape=True))))
     if earlier:
         key += f":{earlier}"
     officer = _officer(segment.officer_id)
