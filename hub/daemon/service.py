@@ -22,6 +22,7 @@ from ..rules import default_rulebook
 from ..storage import BlobStore, open_store
 from ..verify.checkpointer import checkpoint_loop
 from .ingest import Ingest
+from .staging import sweep_discarded
 from .memory import trim
 from .memtrace import trace_memory
 from .mqtt import MqttBridge, tls_context
@@ -97,6 +98,10 @@ class HubService:
     async def __aenter__(self) -> HubService:
         await migrate(self.engine)
         await self._purge_deleted_blobs()
+        swept = await asyncio.to_thread(sweep_discarded, self.store.staging_dir)
+        if swept:
+            log.warning("removed %d transfer(s) an earlier process left half-deleted in "
+                        "staging", swept)
         if self.cfg.metrics.port is not None:
             # Start the endpoint before the broker connection so it answers during outages.
             loop = asyncio.get_running_loop()

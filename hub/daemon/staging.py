@@ -207,6 +207,28 @@ def remove_transfer(root: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
+def sweep_discarded(staging: Path) -> int:
+    """Delete what is left in ``<staging>/.discard/``: transfers a process renamed away but did
+    not finish deleting because it was killed. Everything there is already out of every
+    worker's sight, so a start-up may delete it while other workers are running (one that is
+    deleting the same folder meanwhile just finds less to delete). Returns how many entries
+    were removed."""
+    trash = staging / DISCARD_DIR
+    try:
+        entries = list(trash.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                pass
+    return len(entries)
+
+
 class TransferLock:
     """An exclusive ``flock`` on ``<transfer>/lock``; released by :meth:`release` (or by the
     kernel when the process dies, so a killed worker never leaves a transfer locked)."""

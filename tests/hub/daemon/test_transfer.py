@@ -142,3 +142,21 @@ def test_daemon_signs_audit_checkpoints(rig):
                 return
         time.sleep(0.2)
     raise AssertionError("no checkpoint of the current head was signed")
+
+
+def test_start_up_deletes_transfers_left_half_deleted(rig):
+    """A worker killed between renaming a finished transfer into ``.discard/`` and deleting it
+    leaves the folder there; the next start-up deletes it and nothing else in staging."""
+    staging = rig.root / "hub" / "store" / "staging"
+    left = staging / ".discard" / "rec-a.0a1b.deadbeef"
+    left.mkdir(parents=True)
+    for name in ("manifest", "data", "have", "lock"):
+        (left / name).write_bytes(b"x")
+    stray = staging / ".discard" / "stray-file"
+    stray.write_bytes(b"y")
+    live = staging / "rec-b" / "seg-in-transfer"
+    live.mkdir(parents=True)
+    (live / "have").write_bytes(b"\x00")
+    rig.start_hub()
+    assert not left.exists() and not stray.exists()
+    assert (live / "have").exists(), "a transfer still in staging is not touched"
