@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..access.service import AccessError
 from ..cases.errors import CaseError, InvalidInput
 from ..db import make_engine, migrate, sessionmaker
-from ..oversight.errors import DeletionRefused, OversightError
+from ..oversight.errors import DeletionRefused, HoldRefused, OversightError
 from ..oversight.errors import NotFound as OversightNotFound
 from ..policy.errors import CalendarConfigError
 from ..rules import default_rulebook, load_rulebook
@@ -141,7 +141,7 @@ def install_errors(app: FastAPI) -> None:
     async def _oversight(request: Request, exc: OversightError) -> Response:
         # calendar and retention actions: the message says what happened and what to do
         status = 404 if isinstance(exc, OversightNotFound) else (
-            409 if isinstance(exc, DeletionRefused) else 400)
+            409 if isinstance(exc, (DeletionRefused, HoldRefused)) else 400)
         return error_response(request, status, f"{exc}。")
 
     @app.exception_handler(CalendarConfigError)

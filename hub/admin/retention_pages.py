@@ -1,6 +1,7 @@
 """Retention (保存期满的音像记录) pages and API: segments whose retention period is over and
 that no case links, deletion requests, the two approvals by different people, the deletion
-itself and its permanent record.
+itself and its permanent record; and holds (保全) that keep a segment from deletion while a
+查阅 request (第二十九条), a complaint or a lawsuit may need it (hub/oversight/holds.py).
 
 The rules are hub/oversight/retention.py's (decisions by hub/policy/retention.py); the
 retention period and the number of approvals come from the ``[oversight]`` section of hub.toml
@@ -21,9 +22,15 @@ from sqlalchemy import select
 
 from ..db.cases_models import User
 from ..db.models import Segment
-from ..db.oversight_models import DeletionApproval, DeletionRequest, SegmentDeletion
+from ..db.oversight_models import (
+    DeletionApproval,
+    DeletionRequest,
+    SegmentDeletion,
+    SegmentHold,
+)
 from ..db.types import utcnow
 from ..oversight.completeness import _officer
+from ..oversight.holds import MAX_REASON, active_holds, place_hold, release_hold, released_holds
 from ..oversight.retention import (
     RetentionCandidate,
     approve_deletion,
@@ -43,6 +50,8 @@ from .security import NEED, Ctx
 
 #: a deletion request's number in a URL (bounded: the database column is a 32-bit integer)
 RequestId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+#: a hold's number in a URL (likewise)
+HoldId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1", tags=["v1"])
@@ -106,6 +115,43 @@ class CandidateView:
     eligible_from: dt.datetime | None
     why_zh: str
     open_request: int | None
+
+
+@dataclasses.dataclass
+class HoldView:
+    id: int
+    segment_id: str
+    device_id: str
+    seq: int
+    officer_id: str | None
+    start_at: dt.datetime
+    end_at: dt.datetime
+    reason: str
+    placed_by: str
+    placed_by_name: str
+    placed_at: dt.datetime
+    released_at: dt.datetime | None = None
+    released_by: str | None = None
+    released_by_name: str | None = None
+    release_reason: str | None = None
+
+
+async def _hold_views(ctx: Ctx, holds: list[SegmentHold], names: dict[str, str]
+                      ) -> list[HoldView]:
+    segs = {s.segment_id: s for s in (await ctx.db.execute(
+        select(Segment).where(Segment.segment_id.in_({h.segment_id for h in holds}))
+    )).scalars()} if holds else {}
+    out = []
+    for h in holds:
+        seg = segs[h.segment_id]
+        out.append(HoldView(
+            id=h.id, segment_id=h.segment_id, device_id=seg.device_id, seq=seg.seq,
+            officer_id=_officer(seg.officer_id), start_at=seg.start_at, end_at=seg.end_at,
+            reason=h.reason, placed_by=h.placed_by, placed_by_name=_who(names, h.placed_by),
+            placed_at=h.placed_at, released_at=h.released_at, released_by=h.released_by,
+            released_by_name=_who(names, h.released_by) if h.released_by else None,
+            release_reason=h.release_reason))
+    return out
 
 
 async def _names(ctx: Ctx) -> dict[str, str]:
@@ -203,8 +249,11 @@ async def overview(ctx: Ctx) -> dict[str, Any]:
                   for c in await deletion_candidates(ctx.db, now, settings)]
     requests = [await _request_view(ctx, r, s, names, now) for r, s in open_rows]
     done = list(reversed(await deletions(ctx.db)))
+    holds = await _hold_views(ctx, await active_holds(ctx.db), names)
+    released = await _hold_views(ctx, await released_holds(ctx.db), names)
     return {"settings": settings, "period_zh": _period_zh(settings), "candidates": candidates,
-            "requests": requests, "deletions": done, "names": names, "now": now}
+            "requests": requests, "deletions": done, "holds": holds, "released": released,
+            "names": names, "now": now}
 
 
 def _deletion_dict(d: SegmentDeletion, names: dict[str, str] | None = None) -> dict[str, Any]:
@@ -233,6 +282,14 @@ def _request_dict(v: RequestView) -> dict[str, Any]:
         out[key] = _iso(out[key])
     for a in out["approvals"]:
         a["approved_at"] = _iso(a["approved_at"])
+    return out
+
+
+def _hold_dict(v: HoldView) -> dict[str, Any]:
+    out = dataclasses.asdict(v)
+    for key in ("start_at", "end_at", "placed_at", "released_at"):
+        out[key] = _iso(out[key])
+    out["active"] = v.released_at is None
     return out
 
 
@@ -282,6 +339,24 @@ async def withdraw_page(request_id: RequestId, ctx: Ctx = NEED[MANAGE]) -> Respo
     return back_to("/retention")
 
 
+@router.post("/retention/holds")
+async def hold_page(ctx: Ctx = NEED[MANAGE]) -> Response:
+    form = await ctx.request.form()
+    hold = await place_hold(ctx.db, _form_str(form, "segment_id", 64),
+                            ctx.require_actor().name, _form_str(form, "reason", MAX_REASON))
+    await ctx.db.commit()
+    return back_to(f"/retention#hold-{hold.id}")
+
+
+@router.post("/retention/holds/{hold_id}/release")
+async def release_page(hold_id: HoldId, ctx: Ctx = NEED[MANAGE]) -> Response:
+    form = await ctx.request.form()
+    await release_hold(ctx.db, hold_id, ctx.require_actor().name,
+                       _form_str(form, "reason", MAX_REASON))
+    await ctx.db.commit()
+    return back_to("/retention#holds")
+
+
 async def _execute(ctx: Ctx, request_id: int) -> SegmentDeletion:
     actor = ctx.require_actor()
     # execute_deletion commits its record in a transaction of its own, then removes the
@@ -319,6 +394,20 @@ class WithdrawIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000, description="撤回理由（必填）")
 
 
+class HoldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segment_id: str = Field(min_length=1, max_length=64, description="音像记录编号")
+    reason: str = Field(min_length=1, max_length=MAX_REASON,
+                        description="保全理由（必填，例如：当事人申请查阅、投诉、行政复议或诉讼）")
+
+
+class ReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=MAX_REASON, description="解除保全的理由（必填）")
+
+
 @api_router.get("/retention", summary="保存期满的音像记录：可申请删除的记录、删除申请及审批、删除记录")
 async def api_overview(ctx: Ctx = NEED["retention.read"]) -> dict[str, Any]:
     data = await overview(ctx)
@@ -330,7 +419,32 @@ async def api_overview(ctx: Ctx = NEED["retention.read"]) -> dict[str, Any]:
         "candidates": [_candidate_dict(c) for c in data["candidates"]],
         "requests": [_request_dict(v) for v in data["requests"]],
         "deletions": [_deletion_dict(d, data["names"]) for d in data["deletions"]],
+        "holds": [_hold_dict(v) for v in data["holds"]],
+        "released_holds": [_hold_dict(v) for v in data["released"]],
     }
+
+
+async def _one_hold(ctx: Ctx, hold_id: int) -> dict[str, Any]:
+    hold = await ctx.db.get(SegmentHold, hold_id)
+    assert hold is not None
+    return _hold_dict((await _hold_views(ctx, [hold], await _names(ctx)))[0])
+
+
+@api_router.post("/retention/holds", status_code=201,
+                 summary="保全音像记录：保全期间不因保存期满而删除（关闭其待审批的删除申请）")
+async def api_hold(body: HoldIn, ctx: Ctx = NEED[MANAGE]) -> dict[str, Any]:
+    hold = await place_hold(ctx.db, body.segment_id.strip(), ctx.require_actor().name,
+                            body.reason)
+    await ctx.db.commit()
+    return await _one_hold(ctx, hold.id)
+
+
+@api_router.post("/retention/holds/{hold_id}/release", summary="解除保全（须填写理由）")
+async def api_release(hold_id: HoldId, body: ReleaseIn, ctx: Ctx = NEED[MANAGE]
+                      ) -> dict[str, Any]:
+    await release_hold(ctx.db, hold_id, ctx.require_actor().name, body.reason)
+    await ctx.db.commit()
+    return await _one_hold(ctx, hold_id)
 
 
 async def _one_request(ctx: Ctx, request_id: int) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from ..rules import default_rulebook
 from ..storage import BlobStore, open_store
 from ..verify.checkpointer import checkpoint_loop
 from .ingest import Ingest
-from .staging import sweep_discarded
 from .memory import trim
 from .memtrace import trace_memory
 from .mqtt import MqttBridge, tls_context
+from .staging import sweep_discarded
 from .timesync import TimeSync
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """Tables of oversight: completeness alerts, upload deadlines, the working-day calendar, links
 between segments and case steps, and retention (deletion requests, approvals, deletions).
 
-Schema: migrations ``0004_oversight`` and ``0008_oversight_seq`` (their own Alembic branch
-``oversight``). Cases are owned by another domain and referenced by string ids (``case_id``,
-``step_id``) without foreign keys.
+Schema: migrations ``0004_oversight``, ``0008_oversight_seq`` and ``0010_oversight_holds``
+(their own Alembic branch ``oversight``). Cases are owned by another domain and referenced by
+string ids (``case_id``, ``step_id``) without foreign keys.
 Nothing here is ever deleted: alerts are resolved, links are marked removed, a deleted
 segment keeps its ``segments`` row and gets a ``segment_deletions`` record.
 """
@@ -90,7 +90,7 @@ class SegmentDeadline(Base):
     segment_id: Mapped[str] = mapped_column(
         ForeignKey("segments.segment_id"), primary_key=True
     )
-    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)  # on_time|late|calendar_error
@@ -173,6 +173,27 @@ class DeletionApproval(Base):
     approver: Mapped[str] = mapped_column(String(128))
     approved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class SegmentHold(Base):
+    """A hold (保全) on a segment: while active, retention never deletes it — a party's 查阅
+    request (第二十九条), a complaint, a review or a lawsuit that may need the recording.
+    Never deleted; a release is marked, with who and why."""
+
+    __tablename__ = "segment_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    segment_id: Mapped[str] = mapped_column(ForeignKey("segments.segment_id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(128))
+    placed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    released_by: Mapped[str | None] = mapped_column(String(128))
+    release_reason: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
 
 
 class SegmentDeletion(Base):

@@ -58,3 +58,12 @@ class DuplicateApproval(DeletionRefused):
     def __init__(self, segment_id: str, approver: str) -> None:
         self.approver = approver
         super().__init__(segment_id, f"{approver} 已审批过该删除申请，删除须由两名不同人员审批")
+
+
+class HoldRefused(OversightError, PermissionError):
+    """A hold (保全) cannot be placed or released; ``reason`` says why."""
+
+    def __init__(self, segment_id: str, reason: str) -> None:
+        self.segment_id = segment_id
+        self.reason = reason
+        super().__init__(f"记录 {segment_id} 的保全操作未执行：{reason}")

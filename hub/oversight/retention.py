@@ -3,8 +3,8 @@
 Flow (decisions by :func:`lerec.hub.policy.retention.decide`):
 
 1. :func:`request_deletion` — someone asks, with a reason. Refused while the segment is kept
-   (linked to a case — never deletable —, flagged important, under an access hold, or its
-   retention period not over).
+   (linked to a case — never deletable —, flagged important, under a hold (保全,
+   :mod:`.holds`), or its retention period not over).
 2. :func:`approve_deletion` — at least ``required_approvals`` (2) *different* people approve;
    the same person twice, a system principal, or (by default) the recording officer is refused.
 3. :func:`execute_deletion` — when ``decide`` says ``delete``: a ``segment_deletions`` record
@@ -52,12 +52,14 @@ from ..storage.local import LocalBlobStore
 from .alerts import principal
 from .completeness import _officer
 from .errors import DeletionRefused, DuplicateApproval, NoteRequired, NotFound
+from .holds import active_holds_stmt, is_held
 from .links import lock_segment
 from .settings import DEFAULT_SETTINGS, OversightSettings
 
 log = logging.getLogger(__name__)
 
-#: Optional: does an access request (第二十九条) or dispute hold this segment?
+#: Does an access request (第二十九条) or dispute hold this segment? By default, an active
+#: hold (保全) of :mod:`.holds`.
 HoldCheck = Callable[[AsyncSession, str], Awaitable[bool]]
 
 
@@ -90,7 +92,7 @@ async def segment_facts(
         unlinked_at=max(removed) if removed else None,
         linked_case_ids=frozenset(r.case_id for r in links if r.removed_at is None),
         officer_id=_officer(seg.officer_id), important=seg.important,
-        access_hold=bool(hold and await hold(session, seg.segment_id)),
+        access_hold=await (hold or is_held)(session, seg.segment_id),
     )
 
 
@@ -386,6 +388,8 @@ async def deletion_candidates(
                 Segment.segment_id.not_in(active)))
     if policy.protect_important:  # (kept whatever their age: never fill the page's limit)
         q = q.where(Segment.important.is_(False))
+    if policy.protect_access_hold:  # (likewise: held until released)
+        q = q.where(Segment.segment_id.not_in(active_holds_stmt()))
     rows = (await session.execute(q.order_by(Segment.end_at).limit(limit))).scalars().all()
     out = []
     for seg in rows:

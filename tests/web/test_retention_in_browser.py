@@ -40,7 +40,7 @@ async def test_request_two_approvals_execute_and_the_record(server, new_page, lo
     row = first.locator(f"#cand-{segment_id}")
     assert "rec-old" in await row.inner_text() and "未关联任何案件" in await row.inner_text()
     await row.locator("summary:has-text('申请删除')").click()
-    await row.locator("textarea[name=reason]").fill("误录，无执法内容")
+    await row.locator("form.request-form textarea[name=reason]").fill("误录，无执法内容")
     await row.locator("button:has-text('申请删除')").click()
     await first.wait_for_url("**/retention#del-req-*")
     card = first.locator(f"article.deletion-req[data-segment='{segment_id}']")
@@ -91,3 +91,59 @@ async def test_request_two_approvals_execute_and_the_record(server, new_page, lo
     # the first archivist sees the same permanent record
     await first.goto(server.url + "/retention")
     assert sha256 in await first.locator(f"#deleted-{segment_id}").inner_text()
+
+
+async def test_hold_closes_the_request_and_release_makes_it_a_candidate_again(
+        server, new_page, login, run_db, shots, tmp_path):
+    """保全 in the browser: a party asks to see an old recording (第二十九条); the agency head
+    holds it from the candidate row, which closes the archivist's deletion request; after the
+    查阅 the hold is released with a reason and the recording is a candidate again."""
+    from lerec.hub.admin.demo import ensure_device, store_segment
+
+    clip = tmp_path / "held-clip.mp4"
+    clip.write_bytes(b"\0\0\0\x18ftypmp42" + b"recording a party asked to see" * 40)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=200)
+
+    async def setup(s):
+        await ensure_device(s, "rec-held", "officer_a", "4号执法记录仪")
+        seg = await store_segment(s, server.app.state.store, clip, device_id="rec-held",
+                                  officer_id="officer_a", start=start, seconds=60)
+        return seg.segment_id
+
+    segment_id = await run_db(setup)
+    archivist = await new_page()
+    await login(archivist, "archivist")
+    await archivist.goto(server.url + "/retention")
+    row = archivist.locator(f"#cand-{segment_id}")
+    await row.locator("summary:has-text('申请删除')").click()
+    await row.locator("form.request-form textarea[name=reason]").fill("无执法内容")
+    await row.locator("button:has-text('申请删除')").click()
+    await archivist.wait_for_url("**/retention#del-req-*")
+
+    head = await new_page()
+    await login(head, "agency_head")
+    await head.goto(server.url + "/retention")
+    row = head.locator(f"#cand-{segment_id}")
+    assert "已申请删除" in await row.inner_text()
+    await row.locator("summary:has-text('保全')").click()
+    await row.locator("form.hold-form textarea[name=reason]").fill("当事人申请查阅（第二十九条）")
+    await row.locator("form.hold-form button:has-text('保全')").click()
+    await head.wait_for_url("**/retention#hold-*")
+    held = head.locator(f"#holds tr[data-segment='{segment_id}']")
+    text = await held.inner_text()
+    assert "rec-held" in text and "当事人申请查阅（第二十九条）" in text, text
+    assert "周镇长（agency_head）" in text
+    assert await head.locator(f"#cand-{segment_id}").count() == 0
+    assert await head.locator(f"article.deletion-req[data-segment='{segment_id}']").count() == 0
+    await shots(head, "44-retention-held")
+
+    await held.locator("summary:has-text('解除保全')").click()
+    await held.locator("textarea[name=reason]").fill("查阅已完成")
+    await held.locator("button:has-text('解除保全')").click()
+    await head.wait_for_url("**/retention#holds")
+    assert await head.locator(f"#holds tr[data-segment='{segment_id}']").count() == 0
+    assert await head.locator(f"#cand-{segment_id}").count() == 1
+    await head.locator("details.released-holds summary").click()
+    released = await head.locator("details.released-holds").inner_text()
+    assert "查阅已完成" in released and "rec-held" in released, released
+    await shots(head, "45-retention-hold-released")

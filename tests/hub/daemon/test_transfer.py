@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import time
 
-from lerec.protocol import decode_signed, Receipt
-from lerec.protocol import keys
-
 from support.rig import fake_segment, stored_segments
+
+from lerec.protocol import Receipt, decode_signed, keys
 
 
 def wait_for(pred, timeout=20.0, step=0.05):
