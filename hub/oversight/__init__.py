@@ -5,7 +5,8 @@
 * timeliness — 第二十六条 upload deadlines on the working-day calendar with 调休 and the
   administrator's overrides (:mod:`.timeliness`, :mod:`.calendar`);
 * links between segments and case steps, manual and automatic (:mod:`.links`);
-* retention with two-person approval and a deletion record (:mod:`.retention`).
+* retention with two-person approval and a deletion record (:mod:`.retention`), and holds
+  (保全) that keep a segment from it (:mod:`.holds`).
 
 Every function takes an ``AsyncSession`` and works inside the caller's transaction (except
 :func:`execute_deletion`, which needs the session factory); people are given by user name and
@@ -29,10 +30,12 @@ from .errors import (
     AlreadyResolved,
     DeletionRefused,
     DuplicateApproval,
+    HoldRefused,
     NoteRequired,
     NotFound,
     OversightError,
 )
+from .holds import active_holds, is_held, place_hold, release_hold
 from .hooks import IngestHooks, StoredOutcome, on_segment_stored
 from .links import (
     Link,
@@ -72,7 +75,8 @@ from .timeliness import (
 __all__ = [
     "DEFAULT_SETTINGS", "OVERDUE_STATUSES", "AlertKind", "AlreadyLinked", "AlreadyRemoved",
     "AlreadyResolved",
-    "DeadlineItem", "Deleter", "DeletionRefused", "DuplicateApproval", "IngestHooks", "Link",
+    "DeadlineItem", "Deleter", "DeletionRefused", "DuplicateApproval", "HoldRefused",
+    "IngestHooks", "Link", "active_holds", "is_held", "place_hold", "release_hold",
     "LocalDeleter", "NotFound", "NoteRequired", "OversightError", "OversightSettings",
     "RetentionCandidate", "StepSource", "StoredOutcome", "absent_items", "approve_deletion",
     "at_risk_segments",
