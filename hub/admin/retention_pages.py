@@ -39,11 +39,11 @@ from ..oversight.retention import (
     execute_deletion,
     recorded_it,
     request_deletion,
-    retention_status,
+    segment_facts,
     withdraw_request,
 )
 from ..oversight.settings import OversightSettings
-from ..policy.retention import RetentionAction
+from ..policy.retention import Approval, RetentionAction, decide
 from .pages import _form_str, back_to, render
 from .permissions import allowed
 from .security import NEED, Ctx
@@ -198,7 +198,10 @@ async def _request_view(ctx: Ctx, req: DeletionRequest, seg: Segment, names: dic
     approvals = list((await ctx.db.execute(
         select(DeletionApproval).where(DeletionApproval.request_id == req.id)
         .order_by(DeletionApproval.approved_at, DeletionApproval.id))).scalars())
-    decision = await retention_status(ctx.db, seg.segment_id, now, settings)
+    # the decision on the approvals just read (retention_status would read them again)
+    decision = decide(await segment_facts(ctx.db, seg),
+                      [Approval(seg.segment_id, a.approver, a.approved_at) for a in approvals],
+                      now, settings.retention_policy())
     needed = max(0, settings.required_approvals - len(decision.approvers))
     view = RequestView(
         id=req.id, segment_id=seg.segment_id, device_id=seg.device_id, seq=seg.seq,
