@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -73,11 +73,16 @@ class HubMetrics:
             registry=r)
         self.overdue = Gauge(
             "lerec_overdue_segments", "Segments certainly past their upload deadline "
-            "(第二十六条: 2 working days) and not stored (the rule of the overdue list)",
-            registry=r)
+            "(第二十六条: 2 working days) and not stored (the rule of the overdue list), "
+            "except those whose absent-number alert an administrator resolved", registry=r)
         self.deadline_unknown = Gauge(
             "lerec_deadline_unknown_segments", "Segments not stored whose upload deadline the "
-            "working-day calendar cannot compute (a year it does not cover)", registry=r)
+            "working-day calendar cannot compute (a year it does not cover), except those "
+            "whose absent-number alert an administrator resolved", registry=r)
+        self.overdue_resolved = Gauge(
+            "lerec_overdue_resolved_segments", "Segments of the overdue list (past their "
+            "deadline or deadline unknown, not stored) whose absent-number alert an "
+            "administrator resolved: still absent, handled", registry=r)
         for kind in ("manifest", "chunk"):
             self.replays.labels(kind)
 
@@ -102,7 +107,8 @@ async def refresh_fleet_gauges(metrics: HubMetrics, sessions: Any,
     * ``lerec_gap_segments``: the open gap alerts (``hub.oversight.completeness`` raises and
       resolves them), each absent-number alert counting only its numbers still absent;
     * ``lerec_overdue_segments`` / ``lerec_deadline_unknown_segments``: the rule of
-      :func:`hub.oversight.timeliness.overdue_segments` (see :func:`count_overdue`);
+      :func:`hub.oversight.timeliness.overdue_segments`, without the runs an administrator
+      handled, which ``lerec_overdue_resolved_segments`` counts (see :func:`count_overdue`);
     * ``lerec_device_last_seen_timestamp_seconds``: ``devices.last_seen_at`` (never moved back
       from a later message the ingest counted since).
 
@@ -116,7 +122,7 @@ async def _refresh(metrics: HubMetrics, sessions: Any, now: dt.datetime, setting
     async with sessions() as s:
         devices = (await s.execute(select(Device.device_id, Device.last_seen_at))).all()
         gaps = await count_open_gaps(s)
-        overdue, unknown = await count_overdue(s, now, settings)
+        overdue, unknown, resolved = await count_overdue(s, now, settings)
     for device_id in {d.device_id for d in devices} | {dev for dev, _ in gaps} | \
             _labelled(metrics.gaps, "device"):
         for kind in GAP_KINDS:
@@ -127,6 +133,7 @@ async def _refresh(metrics: HubMetrics, sessions: Any, now: dt.datetime, setting
         metrics.saw(d.device_id, d.last_seen_at.timestamp())
     metrics.overdue.set(overdue)
     metrics.deadline_unknown.set(unknown)
+    metrics.overdue_resolved.set(resolved)
 
 
 def _labelled(gauge: Gauge, label: str) -> set[str]:
@@ -162,22 +169,35 @@ async def count_open_gaps(session: Any) -> dict[tuple[str, str], int]:
     return out
 
 
-async def count_overdue(session: Any, now: dt.datetime, settings: Any) -> tuple[int, int]:
-    """(numbers certainly past their upload deadline, numbers whose deadline the calendar
-    cannot compute) over every recorder: the items of
-    :func:`hub.oversight.timeliness.overdue_segments` with status ``overdue`` and
-    ``calendar_error``, counted from the same :func:`~hub.oversight.timeliness.absent_items`."""
-    from .oversight.timeliness import CALENDAR_ERROR, absent_items
+class OverdueCounts(NamedTuple):
+    """Sequence numbers of the overdue list, by how they stand (see :func:`count_overdue`)."""
+
+    overdue: int  # certainly past their deadline, not handled
+    unknown: int  # deadline the calendar cannot compute, not handled
+    resolved: int  # either of the above, handled by an administrator
+
+
+async def count_overdue(session: Any, now: dt.datetime, settings: Any) -> OverdueCounts:
+    """Numbers over every recorder of the items of
+    :func:`hub.oversight.timeliness.overdue_segments` (counted from the same
+    :func:`~hub.oversight.timeliness.absent_items`): status ``overdue`` and ``calendar_error``
+    of the runs no administrator handled, and those of the runs an administrator handled
+    (their alert resolved with a note: still absent, but dealt with)."""
+    from .oversight.timeliness import CALENDAR_ERROR, OVERDUE_STATUSES, absent_items
     from .policy.deadlines import UploadStatus
 
-    overdue = unknown = 0
+    overdue = unknown = resolved = 0
     for item in await absent_items(session, now, settings):
         n = item.last_seq - item.first_seq + 1
-        if item.status == CALENDAR_ERROR:
+        if item.status not in OVERDUE_STATUSES:
+            continue
+        if item.handled:
+            resolved += n
+        elif item.status == CALENDAR_ERROR:
             unknown += n
         elif item.status == UploadStatus.OVERDUE.value:
             overdue += n
-    return overdue, unknown
+    return OverdueCounts(overdue, unknown, resolved)
 
 
 async def serve_metrics(metrics: HubMetrics, host: str, port: int,

@@ -404,7 +404,10 @@ async def alerts(ctx: Ctx = NEED["alerts.read"]) -> list[dict[str, Any]]:
             for a in await links_adapter.alerts(ctx.db)]
 
 
-@router.get("/deadlines", summary="音像记录上传期限（第二十六条）：逾期未上传、即将逾期、逾期上传")
+@router.get("/deadlines", summary="音像记录上传期限（第二十六条）：逾期未上传、即将逾期、逾期上传",
+            description="管理员已处理相应缺号告警的记录确未上传，仍列在逾期未上传、即将逾期中："
+            "handled 为 true，resolved_by（处理人）、resolved_at（处理时间）、resolution_note"
+            "（处理说明）、resolution_alert_id（告警编号）给出处理情况；未处理的这些字段为空。")
 async def deadlines(ctx: Ctx = NEED["alerts.read"]) -> dict[str, list[dict[str, Any]]]:
     lists = await links_adapter.upload_deadlines(ctx.db, ctx.app.state.settings.oversight)
     return {name: [{k: v.isoformat() if isinstance(v, dt.datetime) else v

@@ -192,6 +192,7 @@ DEADLINE_STATUS_ZH = {
 
 
 def _deadline_item(item: Any) -> dict[str, Any]:
+    res = item.resolution
     seqs = str(item.first_seq) + (f"–{item.last_seq}" if item.last_seq != item.first_seq else "")
     return {
         "device_id": item.device_id, "seqs": seqs, "first_seq": item.first_seq,
@@ -201,6 +202,10 @@ def _deadline_item(item: Any) -> dict[str, Any]:
         "status_zh": DEADLINE_STATUS_ZH.get(item.status, item.status),
         "segment_id": item.segment_id, "error": item.deadline_error,
         "uploaded": item.segment_id is not None,
+        # not stored, but an administrator resolved the alert of every number: who, when, why
+        "handled": res is not None, "resolution_alert_id": res.alert_id if res else None,
+        "resolved_by": res.by if res else None, "resolved_at": res.at if res else None,
+        "resolution_note": res.note if res else None,
     }
 
 
@@ -211,7 +216,8 @@ async def upload_deadlines(
     """The 第二十六条 lists: recordings still on a recorder past their deadline ('overdue', with
     those whose deadline the calendar cannot compute), still on a recorder with little time
     left ('at_risk'), and stored ones that arrived after their deadline ('late', since
-    ``late_since``: default 90 days). ``settings``: the hub's ``[oversight]`` settings."""
+    ``late_since``: default 90 days). ``settings``: the hub's ``[oversight]`` settings. Runs
+    an administrator handled stay in their list, with ``handled`` and the resolution."""
     now = utcnow()
     absent = await oversight.absent_items(session, now, settings)  # one read for both lists
     return {

@@ -22,6 +22,12 @@ Rule: **overdue** when ``now`` is past ``upload_deadline(recording_end)`` — th
 overdue for certain, whatever its real end; **at risk** when less than ``within`` is left.
 Items carry ``recording_end_known=False`` to say the end is such a bound. A number that was
 never reported and has no later arrival is unknown to the hub and cannot be listed.
+
+**Handled by an administrator.** A run whose absent-number alert an administrator resolved
+(e.g. 记录仪丢失，已书面说明) stays in these lists with its status — the record never arrived —
+and carries the :class:`~.absent.Resolution` (who, when, the note); ``handled`` says so. A run
+only partly covered by resolved alerts is split (:mod:`.absent`): the handled part is marked,
+the rest stays unresolved. The metrics count only the unresolved ones as overdue.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from ..db.types import utcnow
 from ..policy.deadlines import UploadStatus, classify, upload_deadline
 from ..policy.errors import CalendarNotCovered
 from ..policy.workdays import WorkdayCalendar
+from .absent import Resolution, absent_runs
 from .alerts import HUB, AlertKind, close_alert, raise_alert
 from .calendar import load_calendar
 from .completeness import _officer
@@ -64,6 +71,13 @@ class DeadlineItem:
     status: str  # UploadStatus value, or "calendar_error" (then ``deadline_error`` says why)
     segment_id: str | None = None  # stored segments only
     deadline_error: str | None = None
+    #: not stored: an administrator resolved the alert of every number of the run (who, when,
+    #: why); the numbers are still absent and listed, marked handled
+    resolution: Resolution | None = None
+
+    @property
+    def handled(self) -> bool:
+        return self.resolution is not None
 
 
 def compute_deadline(
@@ -211,11 +225,10 @@ async def absent_items(
 ) -> list[DeadlineItem]:
     """Every run of numbers still absent from an enrolled recorder, with its deadline and
     status (``overdue``, ``at_risk`` with less than ``within`` — default
-    ``settings.at_risk_within`` — left, ``on_time``, or ``calendar_error``). Bounded reads per
-    recorder (:func:`.absent.absent_runs`, not its whole history); the 第二十六条 lists below and
-    the metrics refresh take their items from here."""
-    from .absent import absent_runs
-
+    ``settings.at_risk_within`` — left, ``on_time``, or ``calendar_error``), and whether an
+    administrator handled it (``resolution``; module doc). Bounded reads per recorder
+    (:func:`.absent.absent_runs`, not its whole history); the 第二十六条 lists below and the
+    metrics refresh take their items from here."""
     now = now or utcnow()
     within = within or settings.at_risk_within
     cal: WorkdayCalendar | None = None  # read only if something is absent
@@ -234,7 +247,7 @@ async def absent_items(
                 classify(now, deadline, None, within).value
             items.append(DeadlineItem(device_id, run.first, run.last, run.officers, run.ended,
                                       False, deadline, status, None,
-                                      None if error is None else str(error)))
+                                      None if error is None else str(error), run.resolution))
     return items
 
 
@@ -248,7 +261,8 @@ async def overdue_segments(
     settings: OversightSettings = DEFAULT_SETTINGS,
 ) -> list[DeadlineItem]:
     """Segments not uploaded whose deadline has certainly passed (rule in the module doc),
-    plus runs whose deadline the calendar cannot compute (status ``calendar_error``)."""
+    plus runs whose deadline the calendar cannot compute (status ``calendar_error``); those an
+    administrator handled included, marked (``resolution``)."""
     items = await absent_items(session, now, settings)
     return [i for i in items if i.status in OVERDUE_STATUSES]
 
@@ -260,7 +274,7 @@ async def at_risk_segments(
     settings: OversightSettings = DEFAULT_SETTINGS,
 ) -> list[DeadlineItem]:
     """Segments not uploaded with less than ``within`` (default ``settings.at_risk_within``)
-    left before their deadline."""
+    left before their deadline; those an administrator handled included, marked."""
     items = await absent_items(session, now, settings, within)
     return [i for i in items if i.status == UploadStatus.AT_RISK.value]
 

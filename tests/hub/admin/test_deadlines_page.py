@@ -8,7 +8,13 @@ import hashlib
 
 from lerec.hub.db import Device, Segment
 from lerec.hub.db.types import utcnow
-from lerec.hub.oversight import on_heartbeat, on_segment_stored, scan_gaps
+from lerec.hub.oversight import (
+    list_alerts,
+    on_heartbeat,
+    on_segment_stored,
+    resolve_alert,
+    scan_gaps,
+)
 from lerec.protocol import ZERO_HASH
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
@@ -81,3 +87,38 @@ async def test_deadline_lists_on_the_alerts_page_and_api(app, login):
 async def test_deadline_lists_need_alerts_permission(app, login):
     b = await login("officer_a")
     assert (await b.get("/api/v1/deadlines")).status_code == 403
+
+
+async def test_a_run_an_administrator_resolved_stays_listed_as_handled(app, login):
+    """The administrator resolves rec-old's not-uploaded alert (记录仪丢失): seqs 1-2 never
+    arrived, so they stay under 已逾期未上传, shown apart as 已处理 with who, when and the
+    note; the API gives the same resolution fields."""
+    await _story(app)
+    async with app.state.sessions() as s:
+        (alert,) = [a for a in await list_alerts(s) if a.device_id == "rec-old"]
+    resolved_at = utcnow().replace(microsecond=0)
+    async with app.state.sessions() as s, s.begin():
+        await resolve_alert(s, alert.id, "unit_head", "记录仪丢失，已书面说明<b>", resolved_at)
+    b = await login("unit_head")
+    r = await b.get("/alerts")
+    assert r.status_code == 200, r.text
+    panel = r.text[r.text.index('id="upload-deadlines"'):r.text.index("执法记录仪完整性")]
+    overdue = panel[panel.index("已逾期未上传（"):panel.index("即将逾期（")]
+    assert overdue.startswith("已逾期未上传（0）") and "另有 1 项已处理" in overdue
+    assert "没有未处理的逾期未上传音像记录" in overdue
+    handled = overdue[overdue.index("已处理（1）"):]
+    assert "rec-old" in handled and "1–2" in handled and "zf-0001" in handled
+    assert "处理人：unit_head" in handled and "说明：记录仪丢失，已书面说明&lt;b&gt;" in handled
+    assert "处理时间：" + resolved_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M") in handled
+
+    body = (await b.get("/api/v1/deadlines")).json()
+    (item,) = body["overdue"]
+    assert (item["device_id"], item["first_seq"], item["last_seq"], item["status"]) == (
+        "rec-old", 1, 2, "overdue")
+    assert (item["handled"], item["resolution_alert_id"], item["resolved_by"],
+            item["resolution_note"]) == (True, alert.id, "unit_head", "记录仪丢失，已书面说明<b>")
+    assert dt.datetime.fromisoformat(item["resolved_at"]) == resolved_at
+    (late,) = body["late"]
+    assert (late["handled"], late["resolved_by"], late["resolved_at"]) == (False, None, None)
+    # the alert is no longer open
+    assert all(a["device_id"] != "rec-old" for a in (await b.get("/api/v1/alerts")).json())

@@ -107,15 +107,17 @@ def wait_scrape(port: int, check, timeout: float = 30.0) -> dict:
         time.sleep(0.1)
 
 
-def listed_overdue(hub) -> tuple[int, int]:
-    """(overdue, calendar_error) sequence numbers of the hub's own overdue list."""
+def listed_overdue(hub, handled: bool = False) -> tuple[int, int]:
+    """(overdue, calendar_error) sequence numbers of the hub's own overdue list, of the runs
+    no administrator handled (``handled``: of those an administrator handled)."""
 
     async def q():
         async with hub.service.sessions() as s:
             items = await overdue_segments(s, settings=hub.service.oversight.settings)
         n = {"overdue": 0, "calendar_error": 0}
         for i in items:
-            n[i.status] += i.last_seq - i.first_seq + 1
+            if i.handled == handled:
+                n[i.status] += i.last_seq - i.first_seq + 1
         return n["overdue"], n["calendar_error"]
 
     return hub.call(q())
@@ -198,7 +200,8 @@ def test_withheld_segments_raise_gap_and_overdue_gauges_until_uploaded(rig):
 
 def test_gap_gauge_drops_a_gap_an_administrator_resolved_overdue_follows_the_list(rig):
     """An administrator resolves the alert of a segment that will never come (设备损坏): the
-    gap gauge no longer counts it. The overdue gauge stays what the hub's overdue list says."""
+    gap gauge no longer counts it, nor does the overdue gauge; the overdue list still holds it,
+    marked handled, and the resolved-overdue gauge counts it."""
     hub = start_hub_with_small_grace(rig)
     port = hub.service.metrics_port
     store, up = holding_recorder(rig, "rec-b")
@@ -229,9 +232,11 @@ def test_gap_gauge_drops_a_gap_an_administrator_resolved_overdue_follows_the_lis
 
         hub.call(resolve())
         m = wait_scrape(port, lambda m: gauge(m, "lerec_gap_segments", device="rec-b",
-                                              kind="missing") == 0)
+                                              kind="missing") == 0
+                        and m[("lerec_overdue_segments", ())] == 0)
     assert gauge(m, "lerec_gap_segments", device="rec-b", kind="missing") == 0
-    assert m[("lerec_overdue_segments", ())] == listed_overdue(hub)[0]
+    assert m[("lerec_overdue_segments", ())] == 0 == listed_overdue(hub)[0]
+    assert m[("lerec_overdue_resolved_segments", ())] == 1 == listed_overdue(hub, True)[0]
 
 
 def test_overdue_gauge_uses_the_administrators_calendar(rig):

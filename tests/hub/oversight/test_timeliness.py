@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from lerec.hub.audit import log as audit
 from lerec.hub.db.oversight_models import Alert
+from lerec.hub.metrics import HubMetrics, refresh_fleet_gauges
 from lerec.hub.oversight import (
     DeadlineItem,
     at_risk_segments,
@@ -19,8 +20,11 @@ from lerec.hub.oversight import (
     on_segment_stored,
     overdue_segments,
     remove_override,
+    resolve_alert,
+    scan_gaps,
     set_override,
 )
+from lerec.hub.oversight.absent import Resolution, _Named, _split
 from lerec.hub.policy import CalendarConfigError
 from sqlalchemy import select
 
@@ -122,3 +126,85 @@ async def test_overdue_and_at_risk_for_segments_still_on_the_recorder(db, at):
         assert await at_risk_segments(s, now, within=dt.timedelta(hours=12)) == []
         later = await overdue_segments(s, at("2024-05-11", "00:01"))
     assert [(i.device_id, i.first_seq) for i in later] == [("rec-a", 1), ("rec-b", 1)]
+
+
+async def test_runs_an_administrator_resolved_stay_listed_marked_handled(db, at):
+    """An administrator resolves the absent-number alerts of records that will never arrive
+    (记录仪丢失): their numbers stay on the overdue list — they never arrived — marked handled
+    with who, when and why; a run only partly covered is split, the rest stays unresolved; the
+    overdue gauge counts only the unresolved numbers."""
+    await db.device("rec-a", "officer-7")
+    await store(db, "rec-a", 0, at("2024-05-06", "09:00"))
+    async with db.sessions() as s, s.begin():
+        await on_heartbeat(s, "rec-a", 2, at("2024-05-06", "12:00"))  # 1-2 on the recorder
+        await scan_gaps(s, at("2024-05-07", "12:00"))  # not_uploaded 1-2
+    await store(db, "rec-a", 4, at("2024-05-06", "09:40"),
+                received=at("2024-05-07", "13:00"))  # missing 3 (1-2 already named)
+    async with db.sessions() as s, s.begin():
+        await on_heartbeat(s, "rec-a", 9, at("2024-05-07", "14:00"))
+        await scan_gaps(s, at("2024-05-08", "12:00"))  # not_uploaded 5-9
+    await store(db, "rec-a", 6, at("2024-05-06", "10:00"), received=at("2024-05-08", "13:00"))
+    async with db.sessions() as s:
+        alerts = {(a.first_seq, a.last_seq): a for a in await list_alerts(s)}
+    assert sorted(alerts) == [(1, 2), (3, 3), (5, 9)]
+    now = at("2024-05-10", "12:00")
+
+    def rows(items):
+        return [(i.first_seq, i.last_seq, i.recording_end, i.status,
+                 i.resolution and (i.resolution.alert_id, i.resolution.by, i.resolution.at,
+                                   i.resolution.note)) for i in items]
+
+    async def gauges():
+        metrics = HubMetrics()
+        await refresh_fleet_gauges(metrics, db.sessions, now)
+        get = metrics.registry.get_sample_value
+        return (get("lerec_overdue_segments", {}), get("lerec_deadline_unknown_segments", {}),
+                get("lerec_overdue_resolved_segments", {}))
+
+    async with db.sessions() as s:
+        before = await overdue_segments(s, now)
+    assert not any(i.handled for i in before)
+    assert [(i.first_seq, i.last_seq) for i in before] == [(1, 3), (5, 5), (7, 9)]
+    assert await gauges() == (7, 0, 0)
+
+    async with db.sessions() as s, s.begin():
+        await resolve_alert(s, alerts[(1, 2)].id, "alice", "记录仪丢失，已书面说明",
+                            at("2024-05-08", "15:00"))
+        await resolve_alert(s, alerts[(5, 9)].id, "bob", "存储卡损坏，记录无法恢复",
+                            at("2024-05-08", "16:00"))
+    lost = (alerts[(1, 2)].id, "alice", at("2024-05-08", "15:00"), "记录仪丢失，已书面说明")
+    broken = (alerts[(5, 9)].id, "bob", at("2024-05-08", "16:00"), "存储卡损坏，记录无法恢复")
+    async with db.sessions() as s:
+        after = await overdue_segments(s, now)
+    # 1-3 ended before 4 started (Mon 6 May: deadline end of Wed 8); 3 is in an open alert
+    # only, so the run is split; 5 ended before 6 started; 7-9 before the heartbeat that
+    # reported them (Tue 7 May: deadline end of Thu 9), their alert straddling stored 6.
+    assert rows(after) == [
+        (1, 2, at("2024-05-06", "09:40"), "overdue", lost),
+        (3, 3, at("2024-05-06", "09:40"), "overdue", None),
+        (5, 5, at("2024-05-06", "10:00"), "overdue", broken),
+        (7, 9, at("2024-05-07", "14:00"), "overdue", broken),
+    ]
+    assert [i.handled for i in after] == [True, False, True, True]
+    assert await gauges() == (1, 0, 6)
+
+    # One of the records declared lost turns up after all: it leaves the list, the numbers
+    # around it stay handled.
+    await store(db, "rec-a", 8, at("2024-05-06", "10:20"), received=at("2024-05-10", "11:00"))
+    async with db.sessions() as s:
+        assert [(i.first_seq, i.last_seq, i.resolution and i.resolution.by)
+                for i in await overdue_segments(s, now)] == [
+            (1, 2, "alice"), (3, 3, None), (5, 5, "bob"), (7, 7, "bob"), (9, 9, "bob")]
+    assert await gauges() == (1, 0, 5)
+
+
+def test_a_part_in_an_open_alert_is_not_handled_and_the_latest_resolution_wins(at):
+    """Absent-number alerts do not overlap (a new one is raised only where none covers), but
+    if two ever did: a number in an open alert is unresolved whatever else covers it, and of
+    two resolutions the latest is shown."""
+    early = Resolution(1, "alice", at("2024-05-08"), "设备故障")
+    late = Resolution(2, "bob", at("2024-05-09"), "记录仪丢失")
+    named = [_Named(1, 4, frozenset(), early), _Named(3, 6, frozenset(), late),
+             _Named(6, 7, frozenset(), None)]
+    assert _split(0, 9, named) == [(0, 0, None), (1, 2, early), (3, 5, late), (6, 9, None)]
+    assert _split(2, 2, named) == [(2, 2, early)]
