@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 from pathlib import Path
 
-from lerec.protocol import keys, topics
+from lerec.protocol import DeviceConfig, decode_signed, keys, topics
 
 from .. import fleet
 from ..cases.service import CaseStepSource
@@ -21,6 +22,7 @@ from ..oversight.retention import purge_deleted_blobs
 from ..rules import default_rulebook
 from ..storage import BlobStore, open_store
 from ..verify.checkpointer import checkpoint_loop
+from .configcheck import ConfigCheckError, retained_configs
 from .ingest import Ingest
 from .memory import trim
 from .memtrace import trace_memory
@@ -29,6 +31,16 @@ from .staging import sweep_discarded
 from .timesync import TimeSync
 
 log = logging.getLogger(__name__)
+
+
+def _config_seq(wire: bytes | None) -> int:
+    """The sequence number of a retained config (-1 if there is none or it is unreadable)."""
+    if wire is None:
+        return -1
+    try:
+        return decode_signed(wire, DeviceConfig).message.config_seq
+    except Exception:
+        return -1
 
 
 class HubService:
@@ -54,6 +66,11 @@ class HubService:
         self.oversight = IngestHooks(self.sessions, settings=cfg.oversight.settings(),
                                      source=CaseStepSource(default_rulebook()))
         self.signing_key = keys.ed25519_private(cfg.signing_key.read_bytes())
+        self._config_check: asyncio.Task[None] | None = None
+        self._config_check_again = False
+        self._config_cancel = threading.Event()
+        #: checks of the retained recorder configs finished (after each broker connect)
+        self.config_checks = 0
         self.timesync = TimeSync(self.sessions, self.signing_key, cfg.devices,
                                  self.bridge.publish)
         self.ingest = Ingest(
@@ -70,30 +87,53 @@ class HubService:
         self.metrics.broker_connected.set(1 if up else 0)
         if up:
             self.metrics.broker_connects.inc()
-            if self.bridge.persistent and not self.bridge.session_present:
-                self._republishing = asyncio.get_running_loop().create_task(
-                    self._republish_configs(), name="republish-configs")
+            if self._config_check is None or self._config_check.done():
+                self._config_check = asyncio.get_running_loop().create_task(
+                    self._restore_configs(), name="restore-configs")
+            else:
+                self._config_check_again = True  # (a reconnect while checking: check again)
 
-    async def _republish_configs(self) -> None:
-        """The broker had no session of this hub: its first start, an expired session, or a
-        broker that lost its persistence — and with it the retained recorder configs, so a
-        recorder connecting now would get no officer binding. Publish every configured
-        recorder's binding again, freshly signed (current hub time: a recorder online takes
-        it as a time sync, and never an hours-old time)."""
-        try:
-            ids = [c.device_id for c in await fleet.latest_configs(self.sessions)]
-            if not ids:
+    async def _restore_configs(self) -> None:
+        """Publish again every recorder config the broker no longer retains (or retains in an
+        older version than the database's newest): after a broker lost its persistence, a
+        recorder connecting would otherwise get no officer binding. Asked of the broker on
+        every connect (see :mod:`.configcheck`), in either subscription mode; the configs
+        published again are freshly signed (current hub time: a recorder online takes it as
+        a time sync)."""
+        while True:
+            self._config_check_again = False
+            try:
+                await self._restore_configs_once()
+            except ConfigCheckError as exc:
+                log.warning("could not check the recorder configs the broker retains (%s); "
+                            "run 'lerec-hub push-configs' if recorders lack their binding", exc)
+            except Exception:
+                log.exception("could not publish the recorder configs again; run "
+                              "'lerec-hub push-configs'")
+            self.config_checks += 1
+            if not self._config_check_again or self._config_cancel.is_set():
                 return
-            configs = await fleet.time_sync(self.sessions, ids, self.signing_key,
-                                            self.cfg.devices)
-            for c in configs:
-                await self.bridge.publish(topics.hub_topic(c.device_id, "config"), c.wire,
-                                          retain=True)
-            log.warning("broker had no session of this hub: published the configs of %d "
-                        "recorder(s) again", len(configs))
-        except Exception:
-            log.exception("could not publish the recorder configs again; run "
-                          "'lerec-hub push-configs'")
+
+    async def _restore_configs_once(self) -> None:
+        latest = await fleet.latest_configs(self.sessions)
+        if not latest:
+            return
+        b = self.cfg.broker
+        retained = await asyncio.to_thread(
+            retained_configs, b.host, b.port, tls_context(b.ca, b.cert, b.key),
+            f"{b.client_id}-configs", cancel=self._config_cancel)
+        missing = [c.device_id for c in latest
+                   if _config_seq(retained.get(c.device_id)) < c.config.config_seq]
+        if not missing:
+            log.info("the broker retains the current config of all %d recorder(s)", len(latest))
+            return
+        configs = await fleet.time_sync(self.sessions, missing, self.signing_key,
+                                        self.cfg.devices)
+        for c in configs:
+            await self.bridge.publish(topics.hub_topic(c.device_id, "config"), c.wire,
+                                      retain=True)
+        log.warning("the broker retained no current config for %d recorder(s) (%s): "
+                    "published them again", len(configs), ", ".join(missing[:20]))
 
     async def __aenter__(self) -> HubService:
         await migrate(self.engine)
@@ -133,6 +173,9 @@ class HubService:
             self.ingest.close()
             return
         await self.bridge.__aexit__(*exc)
+        self._config_cancel.set()
+        if self._config_check is not None:
+            await asyncio.gather(self._config_check, return_exceptions=True)
         await self.ingest.drain()
         if self._metrics_started is not None:
             self._metrics_task.cancel()

@@ -51,6 +51,7 @@ def hub_config(pki: Pki, port: int, root: Path, **overrides: Any) -> HubConfig:
             host="127.0.0.1", port=port, ca=pki.ca_cert, cert=pki.hub_cert, key=pki.hub_key,
             client_id=overrides.pop("client_id", "lerec-hub"),
             max_backoff=overrides.pop("max_backoff", 2.0),
+            share_group=overrides.pop("share_group", None),
         ),
         **overrides,
     )

@@ -14,9 +14,11 @@ import shutil
 import threading
 import time
 
+import pytest
+from support.rig import fake_segment, raw_client, stored_segments
+
 from lerec.hub import fleet
 from lerec.protocol import DeviceConfig, Receipt, decode_signed, keys, topics
-from support.rig import fake_segment, raw_client, stored_segments
 
 SIZE = 600_000
 
@@ -91,11 +93,45 @@ def test_hub_resubscribes_after_a_broker_restart_with_fresh_state(rig, caplog):
     assert hub.service.ingest.stats.segments_stored == 3, "nothing counted twice"
 
 
-def test_recorder_configs_are_published_again_when_the_broker_comes_back_empty(rig):
+def _config_delivered(rig, *, retained: bool) -> bytes | None:
+    """The config rec-a gets within 30 s of subscribing (only a retained one if ``retained``)."""
+    got: list[bytes] = []
+    seen = threading.Event()
+    c = raw_client(rig.pki, "rec-a", rig.port)
+
+    def on_message(_c, _u, msg):
+        if msg.payload and (msg.retain or not retained):
+            got.append(msg.payload)
+            seen.set()
+
+    c.on_message = on_message
+    c.on_connect = lambda cl, *a: cl.subscribe(topics.hub_topic("rec-a", "config"), qos=1)
+    c.connect("127.0.0.1", rig.port)
+    c.loop_start()
+    try:
+        seen.wait(30)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    return got[-1] if got else None
+
+
+def _wait(pred, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(pred())
+
+
+@pytest.mark.parametrize("share_group", [None, "ingest"], ids=["persistent", "shared"])
+def test_recorder_configs_are_published_again_when_the_broker_comes_back_empty(rig,
+                                                                               share_group):
     """The broker keeps each recorder's officer binding as a retained message. Wiped, a
-    recorder connecting afterwards would get none: the hub, finding no session of its own on
-    the broker, publishes every configured recorder's config again, freshly signed."""
-    hub = rig.start_hub()
+    recorder connecting afterwards would get none: the hub asks the broker, after every
+    connect, which configs it retains, and publishes the missing ones again, freshly signed.
+    Also as a worker of a shared subscription, which never finds a session of its own on the
+    broker and so cannot tell a wiped broker from its own session."""
+    hub = rig.start_hub(share_group=share_group)
     svc = hub.service
     first = hub.call(fleet.assign(svc.sessions, "rec-a", "officer-1", svc.signing_key,
                                   svc.cfg.devices))
@@ -108,26 +144,33 @@ def test_recorder_configs_are_published_again_when_the_broker_comes_back_empty(r
         time.sleep(0.05)
     assert svc.bridge.connects >= 2 and not svc.bridge.session_present
 
-    got: list[bytes] = []
-    seen = threading.Event()
-    c = raw_client(rig.pki, "rec-a", rig.port)
-
-    def on_message(_c, _u, msg):
-        if msg.retain and msg.payload:
-            got.append(msg.payload)
-            seen.set()
-
-    c.on_message = on_message
-    c.on_connect = lambda cl, *a: cl.subscribe(topics.hub_topic("rec-a", "config"), qos=1)
-    c.connect("127.0.0.1", rig.port)
-    c.loop_start()
-    try:
-        assert seen.wait(30), "no retained config for rec-a after the broker came back empty"
-    finally:
-        c.disconnect()
-        c.loop_stop()
-    config = decode_signed(got[-1], DeviceConfig)
+    # The hub asks the broker what it retains before it publishes again: a recorder that
+    # subscribed first gets the config live, one that connects later gets it retained.
+    assert _config_delivered(rig, retained=False), \
+        "no config for rec-a after the broker came back empty"
+    got = _config_delivered(rig, retained=True)
+    assert got, "the config published again is not retained"
+    config = decode_signed(got, DeviceConfig)
     config.verify(keys.ed25519_public(rig.pki.hub_signing_pub.read_bytes()))
     cfg = config.message
     assert cfg.device_id == "rec-a" and cfg.officer_id == "officer-1"
     assert cfg.config_seq > first.config.config_seq and cfg.issued_ms >= before_ms
+
+
+def test_a_broker_that_kept_its_configs_gets_none_again(rig, caplog):
+    """A broker restarted with its persistence still retains every config: the check after
+    the reconnect publishes nothing (no new config is signed)."""
+    caplog.set_level(logging.INFO, logger="lerec.hub.daemon.service")
+    hub = rig.start_hub()
+    svc = hub.service
+    assert _wait(lambda: svc.config_checks >= 1)
+    first = hub.call(fleet.assign(svc.sessions, "rec-a", "officer-1", svc.signing_key,
+                                  svc.cfg.devices))
+    hub.call(svc.bridge.publish(topics.hub_topic("rec-a", "config"), first.wire, retain=True))
+    assert _config_delivered(rig, retained=True) == first.wire
+    rig.broker.restart()
+    assert _wait(lambda: svc.bridge.connects >= 2 and svc.config_checks >= 2)
+    assert "the broker retains the current config of all 1 recorder(s)" in caplog.text
+    latest = hub.call(fleet.latest_configs(svc.sessions))
+    assert [c.config.config_seq for c in latest] == [first.config.config_seq]
+    assert _config_delivered(rig, retained=True) == first.wire
