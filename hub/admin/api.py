@@ -400,8 +400,35 @@ async def all_findings(page: int = Query(1, ge=1, le=100000),
 
 @router.get("/alerts", summary="预警：缺号、哈希链断裂、逾期未上传、工作日历未录入（未处理的）")
 async def alerts(ctx: Ctx = NEED["alerts.read"]) -> list[dict[str, Any]]:
-    return [{**a, "at": a["at"].isoformat() if a["at"] else None}
-            for a in await links_adapter.alerts(ctx.db)]
+    return [_alert_json(a) for a in await links_adapter.alerts(ctx.db)]
+
+
+class ResolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(min_length=1, max_length=2000,
+                      description="处理说明（必填，例如：记录仪丢失，已书面说明；设备损坏，该段未能录制）")
+
+
+def _alert_json(a: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in a.items()}
+
+
+@router.get("/alerts/resolved", summary="最近已处理的预警（系统自动关闭或经人员处理并说明）")
+async def resolved_alerts(ctx: Ctx = NEED["alerts.read"]) -> list[dict[str, Any]]:
+    return [_alert_json(a) for a in await links_adapter.resolved_alerts(ctx.db)]
+
+
+@router.post("/alerts/{alert_id}/resolve", summary="处理预警：填写说明后关闭（记入审计日志）")
+async def resolve_alert(alert_id: pages.AlertId, body: ResolveIn,
+                        ctx: Ctx = NEED["alerts.manage"]) -> dict[str, Any]:
+    from ..oversight.alerts import resolve_alert as resolve
+
+    alert = await resolve(ctx.db, alert_id, ctx.require_actor().name, body.note)
+    await ctx.db.commit()
+    return {"id": alert.id, "kind": alert.kind, "resolved_by": alert.resolved_by,
+            "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+            "resolved_note": alert.resolved_note}
 
 
 @router.get("/deadlines", summary="音像记录上传期限（第二十六条）：逾期未上传、即将逾期、逾期上传",

@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -24,6 +24,7 @@ from ..cases.forms import CHINA, fields_from_form, input_value, local_iso
 from ..cases.snapshot import linked_clips
 from ..db.cases_models import CaseAttachment, User
 from ..db.types import utcnow
+from ..oversight.alerts import resolve_alert
 from . import archiving, views
 from .access_views import guard_classified
 from .permissions import MATRIX, PARTY, ROLES, SCOPED_ROLES, allowed
@@ -618,11 +619,27 @@ async def alerts_page(ctx: Ctx = NEED["alerts.read"]) -> Response:
     urgent = [(c, [f for f in fs if f["code"] in ("upload_late", "archive_late",
                                                    "archive_due_soon")]) for c, fs in items]
     urgent = [(c, fs) for c, fs in urgent if fs]
+    names = dict((await ctx.db.execute(select(User.name, User.display_name))).all())
     return render(ctx, "alerts.html", urgent=urgent,
                   oversight=await links_adapter.alerts(ctx.db),
+                  resolved=await links_adapter.resolved_alerts(ctx.db),
+                  names={k: v or k for k, v in names.items()},
                   deadlines=await links_adapter.upload_deadlines(
                       ctx.db, ctx.app.state.settings.oversight),
                   oversight_available=links_adapter.OVERSIGHT_AVAILABLE)
+
+
+#: an alert's number in a URL (bounded: the database column is a 32-bit integer)
+AlertId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.post("/alerts/{alert_id}/resolve")
+async def resolve_alert_page(alert_id: AlertId, ctx: Ctx = NEED["alerts.manage"]) -> Response:
+    """处理告警: close an oversight alert with a note saying why (audited)."""
+    form = await ctx.request.form()
+    await resolve_alert(ctx.db, alert_id, ctx.require_actor().name, _form_str(form, "note", 2000))
+    await ctx.db.commit()
+    return back_to(f"/alerts#resolved-alert-{alert_id}")
 
 
 @router.get("/fleet")

@@ -43,6 +43,8 @@ MATRIX: MappingProxyType[str, tuple[frozenset[str], str]] = MappingProxyType({
                    "查看执法记录仪设备状态"),
     "alerts.read": (frozenset({"handler", "unit_head", "agency_head", "archivist", "auditor"}),
                     "查看预警"),
+    "alerts.manage": (frozenset({"unit_head", "agency_head", "archivist"}),
+                      "处理预警：填写说明后关闭缺号、哈希链断裂、未上传等告警（记入审计日志）"),
     "calendar.read": (frozenset({"handler", "unit_head", "agency_head", "archivist", "auditor"}),
                       "查看工作日历（上传期限按工作日计算）及未录入年度的提示"),
     "calendar.manage": (frozenset({"agency_head", "archivist"}),

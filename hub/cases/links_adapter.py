@@ -23,6 +23,8 @@ from ..db.cases_models import ClipTranscript
 from ..db.models import Segment
 from ..db.oversight_models import SegmentDeadline, SegmentLink
 from ..db.types import utcnow
+from ..oversight.alerts import HUB
+from ..oversight.alerts import resolved_alerts as list_resolved
 from ..policy.deadlines import UploadStatus
 from ..policy.linking import CaseStep
 
@@ -176,10 +178,34 @@ async def gaps_and_overdue(session: AsyncSession, settings: Any = oversight.DEFA
     return dict(out)
 
 
+def _alert(a: Any) -> dict[str, Any]:
+    return {"id": a.id, "kind": a.kind, "kind_zh": ALERT_KIND_ZH.get(a.kind, a.kind),
+            "at": a.created_at, "device_id": a.device_id or "—", "message": a.message_zh,
+            "officer_ids": [o for o in (a.officer_ids or "").split(",") if o],
+            "first_seq": a.first_seq, "last_seq": a.last_seq,
+            "resolved_at": a.resolved_at, "resolved_by": a.resolved_by,
+            "resolved_note": a.resolved_note,
+            "resolved_automatically": a.resolved_by == HUB}
+
+
+#: The kinds of oversight alerts, for people.
+ALERT_KIND_ZH = {
+    "missing": "缺号",
+    "not_uploaded": "未上传",
+    "chain_broken": "哈希链断裂或记录被替换",
+    "calendar_not_covered": "工作日历未录入",
+}
+
+
 async def alerts(session: AsyncSession) -> list[dict[str, Any]]:
     """Open oversight alerts (gaps, replaced segments, not uploaded, calendar) for people."""
-    return [{"id": a.id, "kind": a.kind, "at": a.created_at, "device_id": a.device_id or "—",
-             "message": a.message_zh} for a in await oversight.list_alerts(session, open_only=True)]
+    return [_alert(a) for a in await oversight.list_alerts(session, open_only=True)]
+
+
+async def resolved_alerts(session: AsyncSession, limit: int = 50) -> list[dict[str, Any]]:
+    """The most recently resolved oversight alerts, by the hub (the record arrived) or by a
+    person (with the note saying why), newest first."""
+    return [_alert(a) for a in await list_resolved(session, limit)]
 
 
 #: How a 第二十六条 deadline item stands, for people.

@@ -122,6 +122,13 @@ async def resolve_alert(
     return await close_alert(session, alert, actor, note.strip(), now)
 
 
+async def resolved_alerts(session: AsyncSession, limit: int = 50) -> list[Alert]:
+    """The most recently resolved alerts (by the hub or by a person), newest first."""
+    return list((await session.execute(
+        select(Alert).where(Alert.resolved_at.is_not(None))
+        .order_by(Alert.resolved_at.desc(), Alert.id.desc()).limit(limit))).scalars())
+
+
 async def list_alerts(
     session: AsyncSession,
     *,

@@ -108,7 +108,7 @@ async def test_a_run_an_administrator_resolved_stays_listed_as_handled(app, logi
     assert "没有未处理的逾期未上传音像记录" in overdue
     handled = overdue[overdue.index("已处理（1）"):]
     assert "rec-old" in handled and "1–2" in handled and "zf-0001" in handled
-    assert "处理人：unit_head" in handled and "说明：记录仪丢失，已书面说明&lt;b&gt;" in handled
+    assert "处理人：刘科长（unit_head）" in handled and "说明：记录仪丢失，已书面说明&lt;b&gt;" in handled
     assert "处理时间：" + resolved_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M") in handled
 
     body = (await b.get("/api/v1/deadlines")).json()
@@ -122,3 +122,68 @@ async def test_a_run_an_administrator_resolved_stays_listed_as_handled(app, logi
     assert (late["handled"], late["resolved_by"], late["resolved_at"]) == (False, None, None)
     # the alert is no longer open
     assert all(a["device_id"] != "rec-old" for a in (await b.get("/api/v1/alerts")).json())
+
+
+async def test_an_alert_is_resolved_on_the_page_with_a_note_and_audited(app, login):
+    """处理: a unit head closes rec-old's not-uploaded alert from the 预警 page with a note;
+    the alert leaves the open list, shows under 最近已处理的告警 with who and why, its numbers
+    stay listed as handled, and the resolution is an audit entry. Without a note, twice, or
+    without the CSRF token it is refused."""
+    from support.admin_client import audit_rows
+
+    await _story(app)
+    b = await login("unit_head")
+    page = (await b.get("/alerts")).text
+    async with app.state.sessions() as s:
+        (alert,) = [a for a in await list_alerts(s) if a.device_id == "rec-old"]
+    row = page[page.index(f'id="alert-{alert.id}"'):]
+    row = row[:row.index("</tr>")]
+    assert "未上传" in row and f'action="/alerts/{alert.id}/resolve"' in row
+
+    r = await b.post(f"/alerts/{alert.id}/resolve", {"note": ""})
+    assert r.status_code == 400 and "必须填写说明" in r.text
+    r = await b.post(f"/alerts/{alert.id}/resolve", {"note": "记录仪丢失"}, csrf=False)
+    assert r.status_code == 403
+    r = await b.post(f"/alerts/{alert.id}/resolve", {"note": "记录仪丢失，已书面说明"})
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == f"/alerts#resolved-alert-{alert.id}"
+    r = await b.post(f"/alerts/{alert.id}/resolve", {"note": "again"})
+    assert r.status_code == 400 and "已处理" in r.text
+
+    page = (await b.get("/alerts")).text
+    assert f'id="alert-{alert.id}"' not in page
+    done = page[page.index(f'id="resolved-alert-{alert.id}"'):]
+    done = done[:done.index("</tr>")]
+    assert "刘科长（unit_head）" in done and "说明：记录仪丢失，已书面说明" in done
+    overdue = page[page.index("已逾期未上传（"):page.index("即将逾期（")]
+    assert "另有 1 项已处理" in overdue
+    resolved = (await b.get("/api/v1/alerts/resolved")).json()
+    assert [(a["id"], a["resolved_by"], a["resolved_note"], a["resolved_automatically"])
+            for a in resolved if a["id"] == alert.id] == [
+        (alert.id, "unit_head", "记录仪丢失，已书面说明", False)]
+    entries = [(actor, d.get("note")) for _, t, actor, subj, d in await audit_rows(app)
+               if d.get("action") == "alert_resolved" and f"alert:{alert.id}" in subj]
+    assert entries == [("user:unit_head", "记录仪丢失，已书面说明")]
+
+
+async def test_resolving_alerts_needs_alerts_manage(app, login):
+    await _story(app)
+    async with app.state.sessions() as s:
+        (alert,) = [a for a in await list_alerts(s) if a.device_id == "rec-old"]
+    for name in ("handler_a", "auditor"):  # they read the alerts, they do not close them
+        b = await login(name)
+        page = (await b.get("/alerts")).text
+        assert f'id="alert-{alert.id}"' in page and "/resolve" not in page
+        assert (await b.post(f"/alerts/{alert.id}/resolve", {"note": "x"})).status_code == 403
+        r = await b.api("POST", f"/api/v1/alerts/{alert.id}/resolve", {"note": "x"})
+        assert r.status_code == 403
+    head = await login("agency_head")
+    r = await head.api("POST", f"/api/v1/alerts/{alert.id}/resolve", {})
+    assert r.status_code == 400
+    r = await head.api("POST", "/api/v1/alerts/999999/resolve", {"note": "x"})
+    assert r.status_code == 404 and "告警" in r.json()["detail"]
+    r = await head.api("POST", f"/api/v1/alerts/{alert.id}/resolve", {"note": "设备损坏"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["resolved_by"], r.json()["resolved_note"]) == ("agency_head", "设备损坏")
+    async with app.state.sessions() as s:
+        assert all(a.id != alert.id for a in await list_alerts(s))

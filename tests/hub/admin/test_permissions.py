@@ -99,7 +99,8 @@ async def test_every_route_for_every_role_matches_the_matrix(app, sessions_by_ro
         r = await head.api("POST", f"/api/v1/access/requests/{request_id}/approve", {})
         assert r.status_code == 200 and r.json()["status"] == "approved", r.text
     values = {"case_id": str(case["id"]), "record_id": str(record_id), "segment_id": seg,
-              "att_id": "999999", "user_id": "999999", "request_id": str(request_id)}
+              "att_id": "999999", "user_id": "999999", "request_id": str(request_id),
+              "alert_id": "999999", "hold_id": "999999"}
 
     checked = 0
     for method, route in routes(app):
