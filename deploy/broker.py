@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -29,19 +30,49 @@ def _template(name: str) -> str:
     return resources.files("lerec.deploy").joinpath("mosquitto", name).read_text()
 
 
+#: lowest port handed out by :func:`free_ports` (below it: well-known and registered services)
+PORT_FLOOR = 20000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux; the IANA default else)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def free_ports(n: int) -> list[int]:
-    """``n`` different free ports (one at a time, the kernel may hand out the same one
-    again once it is released)."""
-    socks = [socket.socket() for _ in range(n)]
+    """``n`` different loopback ports nothing listens on, taken *below* the kernel's
+    ephemeral range when it leaves room: a port from that range may be given to an outgoing
+    connection (a client reconnecting to a restarting broker may even connect to itself on
+    it) between the moment it is chosen and the moment a server binds it again."""
+    low, _ = _ephemeral_range()
+    candidates: list[int] = []
+    if low - PORT_FLOOR >= 4 * n:
+        candidates = random.SystemRandom().sample(range(PORT_FLOOR, low), min(low - PORT_FLOOR,
+                                                                             64 * n))
+    socks: list[socket.socket] = []
     try:
-        for s in socks:
+        for port in candidates:
+            if len(socks) == n:
+                break
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        while len(socks) < n:  # no room below the range (or all taken): let the kernel pick
+            s = socket.socket()
             s.bind(("127.0.0.1", 0))
+            socks.append(s)
         return [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:

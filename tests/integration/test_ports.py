@@ -13,3 +13,13 @@ def test_free_ports_are_different_and_free():
     for port in ports[:8]:
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))  # released: free to bind
+
+
+def test_ports_come_from_below_the_ephemeral_range():
+    """A port of the ephemeral range may be taken by an outgoing connection (or a client
+    reconnecting to a restarting broker may connect to itself on it)."""
+    from lerec.deploy.broker import PORT_FLOOR, _ephemeral_range
+
+    low, _ = _ephemeral_range()
+    assert low - PORT_FLOOR >= 256, "this machine's ephemeral range leaves no room below it"
+    assert all(PORT_FLOOR <= p < low for p in free_ports(16))

@@ -3,7 +3,6 @@ one user per role), driven by Debian's Chromium through Playwright, headless."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,9 +18,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screensh
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from lerec.deploy.broker import free_port
+
+    return free_port()  # (below the ephemeral range: see free_ports)
 
 
 class Server:
