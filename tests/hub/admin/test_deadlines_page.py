@@ -139,6 +139,10 @@ async def test_an_alert_is_resolved_on_the_page_with_a_note_and_audited(app, log
     row = page[page.index(f'id="alert-{alert.id}"'):]
     row = row[:row.index("</tr>")]
     assert "未上传" in row and f'action="/alerts/{alert.id}/resolve"' in row
+    fleet = (await b.get("/fleet")).text
+    row = fleet[fleet.index("<b>rec-old</b>"):]
+    cell = row[row.index('<td class="overdue">'):row.index("</tr>")]
+    assert '<span class="badge err">1</span>' in cell and "已处理" not in cell, cell
 
     r = await b.post(f"/alerts/{alert.id}/resolve", {"note": ""})
     assert r.status_code == 400 and "必须填写说明" in r.text
@@ -150,6 +154,10 @@ async def test_an_alert_is_resolved_on_the_page_with_a_note_and_audited(app, log
     r = await b.post(f"/alerts/{alert.id}/resolve", {"note": "again"})
     assert r.status_code == 400 and "已处理" in r.text
 
+    fleet = (await b.get("/fleet")).text
+    row = fleet[fleet.index("<b>rec-old</b>"):]
+    cell = row[row.index('<td class="overdue">'):row.index("</tr>")]
+    assert '<span class="badge ok">0</span>' in cell and "另有 1 项已处理" in cell, cell
     page = (await b.get("/alerts")).text
     assert f'id="alert-{alert.id}"' not in page
     done = page[page.index(f'id="resolved-alert-{alert.id}"'):]
