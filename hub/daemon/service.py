@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import random
 import threading
 from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
 
 from lerec.protocol import DeviceConfig, decode_signed, keys, topics
 
@@ -33,13 +36,20 @@ from .timesync import TimeSync
 log = logging.getLogger(__name__)
 
 
+#: first wait before a failed check of the retained configs is tried again, and the longest
+RESTORE_RETRY = 5.0
+RESTORE_RETRY_MAX = 300.0
+#: workers of a shared subscription wait up to this long (at random) before the check
+RESTORE_SPREAD = 3.0
+
+
 def _config_seq(wire: bytes | None) -> int:
     """The sequence number of a retained config (-1 if there is none or it is unreadable)."""
     if wire is None:
         return -1
     try:
-        return decode_signed(wire, DeviceConfig).message.config_seq
-    except Exception:
+        return int(decode_signed(wire, DeviceConfig).message.config_seq)
+    except ValueError:  # (every protocol error is one)
         return -1
 
 
@@ -100,19 +110,31 @@ class HubService:
         every connect (see :mod:`.configcheck`), in either subscription mode; the configs
         published again are freshly signed (current hub time: a recorder online takes it as
         a time sync)."""
-        while True:
+        retry = RESTORE_RETRY
+        while not self._config_cancel.is_set():
             self._config_check_again = False
+            if not self.bridge.persistent:
+                # workers of a shared subscription all reconnect at once after a broker
+                # restart: spread them, so that most find the first one's configs retained
+                await asyncio.sleep(random.uniform(0.0, RESTORE_SPREAD))
+            done = False
             try:
                 await self._restore_configs_once()
+                done = True
             except ConfigCheckError as exc:
+                if self._config_cancel.is_set():
+                    return
                 log.warning("could not check the recorder configs the broker retains (%s); "
-                            "run 'lerec-hub push-configs' if recorders lack their binding", exc)
+                            "trying again in %.0f s", exc, retry)
             except Exception:
-                log.exception("could not publish the recorder configs again; run "
-                              "'lerec-hub push-configs'")
+                log.exception("could not publish the recorder configs again; trying again "
+                              "in %.0f s", retry)
             self.config_checks += 1
-            if not self._config_check_again or self._config_cancel.is_set():
+            if done and not self._config_check_again:
                 return
+            if not done:
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, RESTORE_RETRY_MAX)
 
     async def _restore_configs_once(self) -> None:
         latest = await fleet.latest_configs(self.sessions)
@@ -127,13 +149,28 @@ class HubService:
         if not missing:
             log.info("the broker retains the current config of all %d recorder(s)", len(latest))
             return
-        configs = await fleet.time_sync(self.sessions, missing, self.signing_key,
-                                        self.cfg.devices)
-        for c in configs:
-            await self.bridge.publish(topics.hub_topic(c.device_id, "config"), c.wire,
+        published = []
+        for device_id in missing:  # one transaction each: a clash costs one recorder, not all
+            if self._config_cancel.is_set():
+                return  # (signed ones not yet published: the next start finds them missing)
+            try:
+                (config,) = await fleet.time_sync(self.sessions, [device_id], self.signing_key,
+                                                  self.cfg.devices)
+            except IntegrityError:
+                # another worker (or a heartbeat's time sync) signed a newer config of it
+                # meanwhile, and publishes that one
+                log.info("a newer config of %s was signed meanwhile; not publishing another",
+                         device_id)
+                continue
+            except fleet.FleetError as exc:  # revoked meanwhile
+                log.info("not publishing the config of %s again: %s", device_id, exc)
+                continue
+            await self.bridge.publish(topics.hub_topic(device_id, "config"), config.wire,
                                       retain=True)
-        log.warning("the broker retained no current config for %d recorder(s) (%s): "
-                    "published them again", len(configs), ", ".join(missing[:20]))
+            published.append(device_id)
+        if published:
+            log.warning("the broker retained no current config for %d recorder(s) (%s): "
+                        "published them again", len(published), ", ".join(published[:20]))
 
     async def __aenter__(self) -> HubService:
         await migrate(self.engine)
@@ -172,10 +209,11 @@ class HubService:
             await self.bridge.__aexit__(*exc)  # (returns without suspending)
             self.ingest.close()
             return
+        self._config_cancel.set()  # (first: nothing is signed to be published after the close)
+        if self._config_check is not None and not self._config_check.done():
+            self._config_check.cancel()
+            await asyncio.wait([self._config_check], timeout=5.0)
         await self.bridge.__aexit__(*exc)
-        self._config_cancel.set()
-        if self._config_check is not None:
-            await asyncio.gather(self._config_check, return_exceptions=True)
         await self.ingest.drain()
         if self._metrics_started is not None:
             self._metrics_task.cancel()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import uuid
@@ -29,6 +30,8 @@ from pathlib import Path
 from lerec.protocol import SegmentManifest, Signed, decode_signed
 
 READ_BLOCK = 1024 * 1024
+log = logging.getLogger(__name__)
+
 #: Folder inside the staging root for transfers being removed (device ids never start with '.').
 DISCARD_DIR = ".discard"
 
@@ -211,22 +214,30 @@ def sweep_discarded(staging: Path) -> int:
     """Delete what is left in ``<staging>/.discard/``: transfers a process renamed away but did
     not finish deleting because it was killed. Everything there is already out of every
     worker's sight, so a start-up may delete it while other workers are running (one that is
-    deleting the same folder meanwhile just finds less to delete). Returns how many entries
-    were removed."""
+    deleting the same folder meanwhile just finds less to delete). Best effort: what cannot be
+    deleted stays for the next start-up and is logged. Returns how many entries are gone."""
     trash = staging / DISCARD_DIR
     try:
         entries = list(trash.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return 0
+    except OSError as exc:
+        log.warning("cannot read %s to delete half-deleted transfers: %s", trash, exc)
+        return 0
+    gone = 0
     for entry in entries:
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            try:
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
                 entry.unlink()
-            except FileNotFoundError:
-                pass
-    return len(entries)
+        except FileNotFoundError:
+            pass  # (another worker deleted it meanwhile)
+        except OSError as exc:
+            log.warning("cannot delete half-deleted transfer %s: %s", entry, exc)
+            continue
+        gone += 1
+    return gone
 
 
 class TransferLock:

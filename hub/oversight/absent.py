@@ -27,12 +27,17 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, false, or_, select, union
+from sqlalchemy import and_, bindparam, false, or_, select, union
 
 from ..db.models import Segment
 from ..db.oversight_models import Alert, SegmentDeletion, SeqReport
+from ..db.types import utcnow
 from .alerts import ABSENT_KINDS, HUB
 from .completeness import _bounds, _officer, _variants
+
+
+#: how long after its resolution a handled run below the highest stored number stays listed
+HANDLED_WINDOW = dt.timedelta(days=90)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +142,8 @@ def merge(runs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 async def absent_runs(
-    session: Any, device_id: str, device_officer: str | None = None
+    session: Any, device_id: str, device_officer: str | None = None,
+    now: dt.datetime | None = None,
 ) -> list[AbsentRun]:
     """The numbers of ``device_id`` the hub knows are absent, with the bound on their
     recording end that :func:`.timeliness.overdue_segments` uses (module doc there): a number
@@ -153,16 +159,23 @@ async def absent_runs(
     absent number below the highest present one is always in such an alert: ``missing`` is
     raised as soon as a later number is stored, and the hub resolves an alert only once all its
     numbers arrived) below it or reaching above it, with the present numbers inside those
-    below it."""
+    below it. Below it, a run an administrator handled drops off :data:`HANDLED_WINDOW` after
+    its resolution (the alert, its note and the audit entry stay)."""
     _, _, top = await _bounds(session, device_id, None)
     below = false() if top is None else Alert.first_seq < top
+    # below the highest number, a run an administrator handled is listed for HANDLED_WINDOW
+    # after the resolution (reads stay bounded as resolutions pile up over the years); above
+    # it, every resolution counts, or a handled tail reported by heartbeats would be listed
+    # as not handled again
+    recent = or_(Alert.resolved_at.is_(None),
+                 Alert.resolved_at >= (now or utcnow()) - HANDLED_WINDOW)
     alerts = (await session.execute(
         select(Alert.id, Alert.first_seq, Alert.last_seq, Alert.officer_ids, Alert.resolved_at,
                Alert.resolved_by, Alert.resolved_note).where(
             Alert.device_id == device_id, Alert.kind.in_([k.value for k in ABSENT_KINDS]),
             Alert.first_seq.is_not(None), Alert.last_seq.is_not(None),
             or_(Alert.resolved_at.is_(None), Alert.resolved_by != HUB),
-            or_(below, Alert.last_seq > (-1 if top is None else top)))
+            or_(and_(below, recent), Alert.last_seq > (-1 if top is None else top)))
         .order_by(Alert.id)
     )).all()
     named = [_Named(a.first_seq, a.last_seq,

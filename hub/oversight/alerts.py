@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit.entries import EventType
-from ..audit.log import record_event
+from ..audit.log import lock_head, record_event
 from ..db.oversight_models import Alert
 from ..db.types import utcnow
 from .errors import AlreadyResolved, NoteRequired, NotFound
@@ -91,20 +91,32 @@ async def raise_alert(
 
 async def close_alert(
     session: AsyncSession, alert: Alert, actor: str, note: str, now: dt.datetime | None = None
-) -> Alert:
-    """Mark ``alert`` resolved and log it (``actor`` ``hub`` for automatic resolution)."""
-    if alert.resolved_at is not None:
-        raise AlreadyResolved(alert.id)
-    alert.resolved_at = now or utcnow()
-    alert.resolved_by = actor
-    alert.resolved_note = note
+) -> Alert | None:
+    """Mark ``alert`` resolved and log it (``actor`` ``hub`` for automatic resolution).
+
+    Takes the audit head's lock, then the alert's row lock (the one lock order of every
+    transaction that appends audit entries: the hub closes several alerts in one), and decides
+    on the row as committed, not on the caller's copy: an alert someone resolved meanwhile
+    keeps that resolution — the hub then leaves it (returns None), a person is refused
+    (:class:`AlreadyResolved`)."""
+    await lock_head(session)
+    row = (await session.execute(
+        select(Alert).where(Alert.id == alert.id).with_for_update()
+        .execution_options(populate_existing=True))).scalar_one()
+    if row.resolved_at is not None:
+        if actor == HUB:
+            return None
+        raise AlreadyResolved(row.id)
+    row.resolved_at = now or utcnow()
+    row.resolved_by = actor
+    row.resolved_note = note
     await session.flush()
-    subjects = [f"alert:{alert.id}"] + ([f"device:{alert.device_id}"] if alert.device_id else [])
+    subjects = [f"alert:{row.id}"] + ([f"device:{row.device_id}"] if row.device_id else [])
     await record_event(session, EventType.RECORD_CHANGED, principal(actor), subjects, {
-        "action": "alert_resolved", "kind": alert.kind, "note": note,
-    }, at=alert.resolved_at)
-    log.info("alert %d resolved by %s: %s", alert.id, actor, note)
-    return alert
+        "action": "alert_resolved", "kind": row.kind, "note": note,
+    }, at=row.resolved_at)
+    log.info("alert %d resolved by %s: %s", row.id, actor, note)
+    return row
 
 
 async def resolve_alert(
@@ -116,10 +128,12 @@ async def resolve_alert(
     the resolution is an audit entry."""
     if not note.strip():
         raise NoteRequired("处理告警")
-    alert = await session.get(Alert, alert_id, with_for_update=True)
+    alert = await session.get(Alert, alert_id)
     if alert is None:
         raise NotFound("告警", alert_id)
-    return await close_alert(session, alert, actor, note.strip(), now)
+    closed = await close_alert(session, alert, actor, note.strip(), now)
+    assert closed is not None  # (a person: refused above if resolved meanwhile)
+    return closed
 
 
 async def resolved_alerts(session: AsyncSession, limit: int = 50) -> list[Alert]:

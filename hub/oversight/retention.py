@@ -52,7 +52,7 @@ from ..storage.local import LocalBlobStore
 from .alerts import principal
 from .completeness import _officer
 from .errors import DeletionRefused, DuplicateApproval, NoteRequired, NotFound
-from .holds import active_holds_stmt, is_held
+from .holds import active_holds, active_holds_stmt, is_held
 from .links import lock_segment
 from .settings import DEFAULT_SETTINGS, OversightSettings
 
@@ -193,6 +193,11 @@ async def _ended(session: AsyncSession, req: DeletionRequest) -> DeletionRefused
     if req.status == "withdrawn" and linked is not None:
         return DeletionRefused(req.segment_id, "记录已关联案件，作为案卷证据不得删除；该删除申请"
                                "已关闭")
+    if req.status == "withdrawn":
+        held = await active_holds(session, [req.segment_id])
+        if held:
+            return DeletionRefused(req.segment_id, f"记录已保全（保全 #{held[0].id}："
+                                   f"{held[0].reason}），该删除申请已关闭")
     return DeletionRefused(req.segment_id, "该删除申请已结束")
 
 
@@ -391,6 +396,8 @@ async def deletion_candidates(
     if policy.protect_access_hold:  # (likewise: held until released)
         q = q.where(Segment.segment_id.not_in(active_holds_stmt()))
     rows = (await session.execute(q.order_by(Segment.end_at).limit(limit))).scalars().all()
+    if hold is None:  # held segments are not in ``rows`` (or holds do not count): no query each
+        hold = _not_held
     out = []
     for seg in rows:
         d = decide(await segment_facts(session, seg, hold), [], now, policy)
@@ -399,6 +406,10 @@ async def deletion_candidates(
                                           _officer(seg.officer_id), seg.end_at, d.eligible_from,
                                           d.reason_zh, seg.start_at, seg.length))
     return out
+
+
+async def _not_held(_session: AsyncSession, _segment_id: str) -> bool:
+    return False
 
 
 async def deletions(session: AsyncSession, device_id: str | None = None) -> list[SegmentDeletion]:

@@ -237,7 +237,7 @@ async def absent_items(
     items: list[DeadlineItem] = []
     deadlines: dict[dt.datetime, tuple[dt.datetime | None, CalendarNotCovered | None]] = {}
     for device_id in sorted(officer_of):
-        for run in await absent_runs(session, device_id, officer_of[device_id]):
+        for run in await absent_runs(session, device_id, officer_of[device_id], now):
             if run.ended not in deadlines:
                 if cal is None:
                     cal = await load_calendar(session)

@@ -59,7 +59,8 @@ async def test_a_hold_closes_the_request_keeps_the_recording_until_released(app,
     r = await archivist.post("/retention/requests", {"segment_id": seg, "reason": "误录"})
     assert r.status_code == 409 and "保全" in r.text
     r = await head.post(f"/retention/requests/{rid}/approve", {})
-    assert r.status_code == 409 and "已结束" in r.text
+    assert r.status_code == 409 and f"记录已保全（保全 #{hid}" in r.text, r.text
+    assert "该删除申请已关闭" in r.text
     r = await head.post("/retention/holds", {"segment_id": seg, "reason": "再次"})
     assert r.status_code == 409 and "无需重复保全" in r.text
 

@@ -25,6 +25,7 @@ from lerec.hub.oversight import (
     set_override,
 )
 from lerec.hub.oversight.absent import Resolution, _Named, _split
+from lerec.hub.oversight.timeliness import absent_items
 from lerec.hub.policy import CalendarConfigError
 from sqlalchemy import select
 
@@ -208,3 +209,33 @@ def test_a_part_in_an_open_alert_is_not_handled_and_the_latest_resolution_wins(a
              _Named(6, 7, frozenset(), None)]
     assert _split(0, 9, named) == [(0, 0, None), (1, 2, early), (3, 5, late), (6, 9, None)]
     assert _split(2, 2, named) == [(2, 2, early)]
+
+
+async def test_a_handled_run_drops_off_the_lists_90_days_after_its_resolution(db, at):
+    """Handled runs below the highest stored number are listed for HANDLED_WINDOW after the
+    resolution, then no longer read (the alert and its note stay); a handled tail above it
+    stays handled, never listed as unresolved again."""
+    from lerec.hub.oversight.absent import HANDLED_WINDOW
+
+    await db.device("rec-h", "officer-7")
+    await store(db, "rec-h", 0, at("2024-05-06", "09:00"))
+    await store(db, "rec-h", 3, at("2024-05-06", "09:30"))  # missing 1-2
+    async with db.sessions() as s, s.begin():
+        await on_heartbeat(s, "rec-h", 5, at("2024-05-06", "12:00"))  # 4-5 on the recorder
+        await scan_gaps(s, at("2024-05-07", "12:00"))
+    resolved = at("2024-05-08", "12:00")
+    async with db.sessions() as s, s.begin():
+        alerts = await list_alerts(s)
+        assert sorted((a.first_seq, a.last_seq) for a in alerts) == [(1, 2), (4, 5)]
+        for a in alerts:
+            await resolve_alert(s, a.id, "alice", "记录仪丢失", resolved)
+
+    async def listed(now):
+        async with db.sessions() as s:
+            return sorted((i.first_seq, i.last_seq, i.handled)
+                          for i in await absent_items(s, now))
+
+    assert await listed(resolved + dt.timedelta(days=30)) == [(1, 2, True), (4, 5, True)]
+    later = resolved + HANDLED_WINDOW + dt.timedelta(days=1)
+    assert await listed(later) == [(4, 5, True)], \
+        "the tail stays handled; the old hole below the highest number is no longer read"
