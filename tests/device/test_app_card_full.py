@@ -87,11 +87,17 @@ def test_card_full_stops_at_the_floor_and_loses_nothing(rig, tmp_path, small_car
             assert app.recorder.state.recording, "keeps recording below the low-space mark"
             assert wait_for(lambda: app.recorder.state.space == "full", 90), "stopped at floor"
             assert not app.recorder.state.recording
-            time.sleep(3.0)   # let the beeps play and the last segment be sealed
+            # Beeps so far: START 0.1 s, LOW_SPACE 2 x 0.4 s, STORAGE_FULL 3 x 0.6 s. A sleep
+            # never ends early, but a loaded CI machine may wake the buzzer thread late (up to
+            # ~0.15 s), so a 0.4 s beep is taken as 0.38-0.58 s and a 0.6 s one as >= 0.58 s:
+            # still apart. Wait for the pattern, then a settle in which a repeat would show.
+            assert wait_for(lambda: long_beeps(buzzer.states[1:], 0.58) >= 3, 15), \
+                beeps(buzzer.states)
+            time.sleep(1.0)
             lengths = beeps(buzzer.states)
-            low_at = next(i for i, b in enumerate(lengths) if 0.3 < b < 0.5)
-            assert lengths[low_at + 1] == pytest.approx(0.4, abs=0.1), lengths
-            assert long_beeps(buzzer.states[1:], 0.55) == 3, lengths   # STORAGE_FULL: 3 x 0.6
+            low_at = next(i for i, b in enumerate(lengths) if 0.38 <= b < 0.58)
+            assert 0.38 <= lengths[low_at + 1] < 0.58, lengths           # LOW_SPACE: 2 x 0.4
+            assert long_beeps(buzzer.states[1:], 0.58) == 3, lengths   # STORAGE_FULL: 3 x 0.6
             assert len(power.states) > 4, "power LED blinks while space is low or full"
             hb = app.heartbeat()
             assert (hb.state, hb.storage) == ("stopped_full", "full")
@@ -102,13 +108,18 @@ def test_card_full_stops_at_the_floor_and_loses_nothing(rig, tmp_path, small_car
             # a press now is refused with the storage-full signal; nothing starts
             buzzer.clear_states()
             app.press("record")
-            time.sleep(2.5)
+            # the STORAGE_FULL pattern takes 2.2 s: wait for it, then a settle
+            assert wait_for(lambda: long_beeps(buzzer.states, 0.55) >= 3, 15), \
+                beeps(buzzer.states)
+            time.sleep(0.5)
             assert not app.recorder.state.recording
-            assert long_beeps(buzzer.states, 0.55) == 3
+            assert long_beeps(buzzer.states, 0.55) == 3, beeps(buzzer.states)
 
             # nothing lost: the waiting segments are untouched, every recording is sealed
-            assert not list((small_card / "spool").iterdir()), "no plaintext or .part left"
-            assert not app.sink.waiting
+            # (sealing runs in the background: wait for it rather than trusting the sleeps)
+            spool = small_card / "spool"
+            assert wait_for(lambda: not list(spool.iterdir()) and not app.sink.waiting, 30), \
+                ("no plaintext or .part left", list(spool.iterdir()), app.sink.waiting)
             pending = app.store.pending()
             for r in waiting:
                 assert r.wire_path.exists()

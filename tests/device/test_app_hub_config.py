@@ -118,11 +118,15 @@ def test_hub_time_ten_minutes_off_flags_the_clock(rig, tmp_path):
         assert wait_for(lambda: clock.status().sync == "unsynced", 10)
         assert clock.status().offset_seconds == pytest.approx(600, abs=5)
         assert wait_for(lambda: not app.recorder.state.clock_trusted, 5)
-        time.sleep(1.5)
+        assert wait_for(lambda: len(beeps(buzzer.states)) >= 3, 10), buzzer.states
         lengths = beeps(buzzer.states)
-        assert lengths[:3] == [pytest.approx(0.05, abs=0.04), pytest.approx(0.3, abs=0.08),
-                               pytest.approx(0.05, abs=0.04)], lengths   # CLOCK_UNTRUSTED
-        assert len(power.states) > 2, "power LED blinks"
+        # CLOCK_UNTRUSTED: short 0.05 s, long 0.3 s, short 0.05 s. A sleep never ends early,
+        # but a loaded CI machine may wake the buzzer thread late (up to ~0.15 s); the short
+        # beeps (<= 0.2 s) stay clearly apart from the long one (>= 0.28 s).
+        short, long_, short2 = lengths[:3]
+        assert 0.04 <= short <= 0.2 and 0.04 <= short2 <= 0.2, lengths
+        assert 0.28 <= long_ <= 0.6, lengths
+        assert wait_for(lambda: len(power.states) > 2, 10), "power LED blinks"
         hb = app.heartbeat()
         assert hb.clock.state == "unsynced"
         assert hb.clock.offset_ms == pytest.approx(600_000, abs=5000)

@@ -92,9 +92,11 @@ def test_pushed_lengths_shape_the_next_recordings_and_survive_a_reboot(rig, tmp_
         assert "hub config 1: segment length 60 s -> 10 s, pre-record 4 s -> 1 s" in caplog.text
         segs = _record(app, 11.5)
     # pre-record: the new 1 s (keyframe-aligned: up to one GOP more, plus the time the press
-    # takes to be handled), where the file's 4 s were in the ring when the config came
+    # takes to be handled), where the file's 4 s were in the ring when the config came. On a
+    # loaded CI machine the camera and writer may lag the press by up to ~1.5 s; the old 4 s
+    # window (>= 4000 ms) still fails this bound (3500 ms).
     assert len(segs) == 2, [(_seconds(m), m.prerecord_ms) for m in segs]
-    assert 900 <= segs[0].prerecord_ms <= 1000 * (1 + gop) + 600, segs[0].prerecord_ms
+    assert 900 <= segs[0].prerecord_ms <= 1000 * (1 + gop) + 1500, segs[0].prerecord_ms
     # segment length: 10 s, pre-record included (the first keyframe at or after 10 s)
     assert 10 - gop <= _seconds(segs[0]) <= 10 + gop, _seconds(segs[0])
     assert segs[1].start_ms > segs[0].end_ms and segs[1].prerecord_ms == 0
@@ -112,7 +114,8 @@ def test_pushed_lengths_shape_the_next_recordings_and_survive_a_reboot(rig, tmp_
         time.sleep(max(0.0, started + PRERECORD_FILE_S + 1.5 - time.monotonic()))
         segs = _record(app, 1.0)
     assert len(segs) == 1
-    assert 900 <= segs[0].prerecord_ms <= 1000 * (1 + gop) + 600, segs[0].prerecord_ms
+    # as above: load allowance of 1.5 s, still below the file's 4 s
+    assert 900 <= segs[0].prerecord_ms <= 1000 * (1 + gop) + 1500, segs[0].prerecord_ms
 
     capsys.readouterr()
     assert recorder_main(["--config", str(path), "status"]) == 0

@@ -24,7 +24,7 @@ def test_kill_9_then_recover(tmp_path):
         line = proc.stdout.readline()
         assert line.startswith("RECORDING "), line
         press_ms = int(line.split()[1])
-        time.sleep(4.0)
+        time.sleep(6.0)
         kill_ms = time.time_ns() // 1_000_000
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
@@ -45,9 +45,12 @@ def test_kill_9_then_recover(tmp_path):
     decoded = decode(seg.path)
     assert decoded.video_codec == "h264" and decoded.audio_codec == "aac"
     assert len(decoded.frame_ms) == seg.frames
-    # the clip runs from the pre-record before the press to within 2 s of the kill
+    # the clip runs from the pre-record before the press to near the kill: idle, within ~2 s
+    # (the last complete 1 s fragment plus the one being written); a loaded CI machine may
+    # stall the child's camera and writer by up to ~2 s more, hence 4 s. With 6 s recorded,
+    # that still demands at least 2 s after the press to have survived the kill.
     assert decoded.frame_ms[0] <= press_ms - 900
-    assert kill_ms - decoded.frame_ms[-1] <= 2000, kill_ms - decoded.frame_ms[-1]
+    assert kill_ms - decoded.frame_ms[-1] <= 4000, kill_ms - decoded.frame_ms[-1]
     assert abs(us_from_utc(seg.end_time) // 1000 - decoded.frame_ms[-1]) < 100
 
 
