@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import threading
 import time
 
 import cbor2
@@ -41,13 +42,16 @@ class Device:
         self.id = device_id
         self.replies: queue.Queue = queue.Queue()
         self.acks: dict[int, int] = {}
+        subscribed = threading.Event()
         self.client = raw_client(rig.pki, device_id, rig.port)
         self.client.on_message = lambda c, u, m: self.replies.put(decode_any(m.payload))
         self.client.on_publish = self._on_publish
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
         self.client.connect("127.0.0.1", rig.port)
         self.client.loop_start()
         self.client.subscribe(topics.hub_topic(device_id, "reply"), qos=1)
-        time.sleep(0.3)
+        # The hub's replies are published once: the subscription must be in place first.
+        assert subscribed.wait(10), "no SUBACK for the reply topic"
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         self.acks[mid] = reason_code.value
@@ -55,10 +59,12 @@ class Device:
     def publish(self, kind, payload, device=None):
         topic = topics.device_topic(device or self.id, kind)
         info = self.client.publish(topic, payload, qos=1)
-        info.wait_for_publish(5)
+        info.wait_for_publish(30)
         return self.acks.get(info.mid)
 
-    def reply(self, timeout=5.0):
+    def reply(self, timeout=30.0):
+        """The next reply; the hub's answer goes broker -> hub -> database -> broker, which
+        takes a while on a loaded machine (a reply that never comes still fails: queue.Empty)."""
         return self.replies.get(timeout=timeout)
 
     def close(self):
@@ -228,9 +234,10 @@ def test_replayed_manifest_after_storage_gets_the_same_receipt(env):
     with up:
         assert up.wait_idle(30)
     first = stored_segments(hub)[0].receipt
-    time.sleep(0.5)
-    while not dev.replies.empty():  # replies the uploader's own transfer produced
-        dev.replies.get()
+    # Replies the uploader's own transfer produced (on the same reply topic) end with its
+    # receipt: drop them up to that one, however late they are delivered.
+    while getattr(dev.reply(), "wire", None) != first:
+        pass
     before = hub.service.ingest.stats.receipts_resent
     dev.publish("manifest", row.manifest)
     again = dev.reply()

@@ -12,7 +12,9 @@ import datetime as dt
 import time
 
 from lerec.hub.audit import log as audit
+from lerec.hub.db import Device
 from lerec.hub.db.oversight_models import Alert, SeqReport
+from lerec.hub.db.types import utcnow
 from lerec.hub.oversight import OversightSettings
 from lerec.hub.policy._time import local_text
 from sqlalchemy import select
@@ -48,6 +50,26 @@ def _gap_events(hub, alert_id: int) -> list[str]:
     return hub.call(q())
 
 
+def _last_seen(hub, device_id: str) -> dt.datetime | None:
+    async def q():
+        async with hub.service.sessions() as s:
+            return (await s.get(Device, device_id)).last_seen_at
+
+    return hub.call(q())
+
+
+def _heartbeat_after(hub, device_id: str, after: dt.datetime) -> dt.datetime:
+    """Wait until the hub handled a heartbeat of ``device_id`` that arrived after ``after``
+    (``devices.last_seen_at``); its arrival time."""
+    deadline = time.monotonic() + 30
+    while True:
+        seen = _last_seen(hub, device_id)
+        if seen is not None and seen > after:
+            return seen
+        assert time.monotonic() < deadline, f"no heartbeat of {device_id} after {after}"
+        time.sleep(0.1)
+
+
 def _recorder(rig, device_id: str):
     store = make_holding_store(rig.pki, device_id, rig.root / device_id)
     up = make_uploader(rig.pki, store, rig.port, heartbeat=heartbeat_of(store, OFFICER),
@@ -58,9 +80,6 @@ def _recorder(rig, device_id: str):
 
 def test_heartbeat_beyond_arrivals_raises_not_uploaded_alert_through_the_daemon(rig):
     hub = rig.start_hub()
-    # The daemon's oversight settings (HubConfig has no section for them): the grace period
-    # of a reported segment is one second instead of two hours.
-    hub.service.oversight.settings = OversightSettings(not_uploaded_grace=GRACE)
 
     # rec-a sealed 0, 1, 2 but uploads only 0; its heartbeats say last_seq = 2.
     store, up = _recorder(rig, "rec-a")
@@ -73,6 +92,12 @@ def test_heartbeat_beyond_arrivals_raises_not_uploaded_alert_through_the_daemon(
 
     with up, up_b:
         assert up.wait_idle(30) and up_b.wait_idle(30)
+        # The daemon's oversight settings (read at every check): the grace period of a
+        # reported segment is one second instead of two hours. Set only now that every
+        # segment the recorders offer was receipted: set before, an upload slower than a
+        # second on a loaded machine would raise a not-uploaded alert of its own.
+        hub.service.oversight.settings = OversightSettings(not_uploaded_grace=GRACE)
+        short_since = utcnow()
         deadline = time.monotonic() + 30
         while not _alerts(hub) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -93,9 +118,18 @@ def test_heartbeat_beyond_arrivals_raises_not_uploaded_alert_through_the_daemon(
                      local_text(alert.window_start), local_text(alert.window_end)):
             assert text in alert.message_zh, (text, alert.message_zh)
         assert _gap_events(hub, alert.id) == ["gap_detected"]
-        # rec-b's heartbeats (last_seq 0, stored) were checked past the grace period too.
+        # rec-b's heartbeats (last_seq 0, stored) are checked past the grace period too, and
+        # raise nothing: wait for a heartbeat of rec-b that arrived with the short grace in
+        # force and its report past it, then for the next one (a recorder's messages are
+        # handled one after the other, so the first one's check has committed by then).
+        deadline = time.monotonic() + 30
+        while not _reports(hub, "rec-b") and time.monotonic() < deadline:
+            time.sleep(0.1)
         (b_report,) = _reports(hub, "rec-b")
-        assert b_report.last_seq == 0 and b_report.reported_at + GRACE <= alert.created_at
+        assert b_report.last_seq == 0
+        checked = _heartbeat_after(hub, "rec-b", max(short_since, b_report.reported_at + GRACE))
+        _heartbeat_after(hub, "rec-b", checked)
+        assert [a for a in _alerts(hub) if a.device_id == "rec-b"] == []
 
         # The recorder uploads what it held: the hub resolves the alert itself.
         store.release()

@@ -53,7 +53,7 @@ class Client:
     def _on_connect(self, _c, _u, _f, rc, _p) -> None:  # type: ignore[no-untyped-def]
         (self.refused if rc.is_failure else self.connected).set()
 
-    def connect(self, timeout: float = 5.0) -> bool:
+    def connect(self, timeout: float = 15.0) -> bool:
         try:
             self.c.connect("127.0.0.1", self.port, keepalive=10)
         except (OSError, ssl.SSLError):
@@ -68,11 +68,30 @@ class Client:
             time.sleep(0.02)
         return False
 
+    def subscribe(self, filters: list[str], timeout: float = 10.0) -> list[int]:
+        """Subscribe (QoS 1) and wait for the broker's SUBACK of each filter (granted or
+        refused): a publish after this cannot overtake the subscription. Returns the mids."""
+        mids = [self.c.subscribe(f, qos=1)[1] for f in filters]
+        wait_for(lambda: all(m in self.suback for m in mids), timeout, f"SUBACK for {filters}")
+        return mids
+
     def close(self) -> None:
         try:
             self.c.disconnect()
         finally:
             self.c.loop_stop()
+
+
+def wait_for(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+#: After the positive control of a step has arrived: how much longer something that should
+#: not arrive is given to show up.
+SETTLE = 1.0
 
 
 def tls(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
@@ -100,10 +119,13 @@ def test_mqtt_matrix(tmp_path, report):
     try:
         hub = Client(port, tls(pki.ca_cert, pki.hub_cert, pki.hub_key), "hub-watch")
         assert hub.connect()
-        hub.c.subscribe([("lerec/v1/dev/#", 1), ("$share/g/lerec/v1/dev/#", 1)])
+        hub.subscribe(["lerec/v1/dev/#", "$share/g/lerec/v1/dev/#"])
         a, b = device(pki, port, A), device(pki, port, B)
         assert a.connect() and b.connect()
-        time.sleep(0.3)
+        # What the recorders may read (their own hub topics): a spoof published there by A
+        # would show up in b.got / a.got.
+        b.subscribe([topics.hub_topic(B, "reply"), topics.hub_topic(B, "config")])
+        a.subscribe([topics.hub_topic(A, "reply")])
 
         # 1. A publishes as B, and outside any recorder prefix.
         spoofs = [topics.device_topic(B, k) for k in topics.DEVICE_KINDS] + [
@@ -112,8 +134,12 @@ def test_mqtt_matrix(tmp_path, report):
         ]
         for t in spoofs:
             a.c.publish(t, b"spoof-" + t.encode(), qos=1)
-        time.sleep(1.0)
-        leaked_pub = [m for m in hub.got + b.got if m[1].startswith(b"spoof-")]
+        # Then one A may publish, on the same connection: once the hub has it, the spoofs
+        # before it have been routed too.
+        a.c.publish(topics.device_topic(A, "heartbeat"), b"control-a", qos=1)
+        wait_for(lambda: any(p == b"control-a" for _, p in hub.got), 10, "A's own publish")
+        time.sleep(SETTLE)
+        leaked_pub = [m for m in hub.got + b.got + a.got if m[1].startswith(b"spoof-")]
         report("mqtt: A publishes as B / outside its prefix", len(spoofs), len(leaked_pub),
                "nothing reaches the hub or B")
 
@@ -121,16 +147,20 @@ def test_mqtt_matrix(tmp_path, report):
         filters = [topics.hub_topic(B, "reply"), topics.hub_topic(B, "config"),
                    f"lerec/v1/dev/{B}/#", "lerec/v1/dev/#", "lerec/v1/hub/#", "#",
                    "$share/x/lerec/v1/dev/#", "$SYS/#", "lerec/v1/+/sec-b/+"]
-        for f in filters:
-            a.c.subscribe(f, qos=1)
-        time.sleep(0.5)
+        mids = a.subscribe(filters)
         for k in topics.DEVICE_KINDS:
             b.c.publish(topics.device_topic(B, k), b"secret-of-b", qos=1)
         for k in ("reply", "config"):
             hub.c.publish(topics.hub_topic(B, k), b"secret-for-b", qos=1)
-        time.sleep(1.0)
+        # The rightful readers get them (the hub B's uploads, B what the hub sends it) ...
+        uploads = {topics.device_topic(B, k) for k in topics.DEVICE_KINDS}
+        to_b = {topics.hub_topic(B, k) for k in ("reply", "config")}
+        wait_for(lambda: {t for t, p in hub.got if p == b"secret-of-b"} == uploads
+                 and {t for t, p in b.got if p == b"secret-for-b"} == to_b,
+                 10, "deliveries to the hub and to B")
+        time.sleep(SETTLE)  # ... and A, subscribed as well, is given as long again
         leaked_sub = [m for m in a.got if m[1].startswith(b"secret")]
-        granted = sum(1 for rcs in a.suback.values() for rc in rcs if rc < 0x80)
+        granted = sum(1 for m in mids for rc in a.suback[m] if rc < 0x80)
         report("mqtt: A subscribes to B's / hub topics", len(filters), len(leaked_sub),
                f"{len(filters) - granted} refused in SUBACK, the rest receive nothing")
         # The matrix is not just 'deny all': the hub reads B's uploads.
@@ -165,12 +195,13 @@ def test_mqtt_matrix(tmp_path, report):
                              capture_output=True, text=True, timeout=60, check=False)
         assert out.returncode == 0, out.stdout + out.stderr
         broker.restart()
-        r2 = device(pki, port, R)
-        revoked_in = r2.connect(timeout=3.0)
-        r2.close()
+        # First the positive check (the restarted broker serves), then the revoked one.
         a2 = device(pki, port, A)
         assert a2.connect(), "other recorders still connect after the restart"
         a2.close()
+        r2 = device(pki, port, R)
+        revoked_in = r2.connect(timeout=3.0)
+        r2.close()
         report("mqtt: revoked certificate after CRL + restart", 1, int(revoked_in),
                "lerec-hub revoke, mosquitto restarted")
         for c in (a, b, hub):

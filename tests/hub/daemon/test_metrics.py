@@ -55,8 +55,9 @@ def test_metrics_endpoint_counts_segments_rejections_replays_and_last_seen(rig):
     c = raw_client(rig.pki, "rec-a", rig.port)
     c.connect("127.0.0.1", rig.port)
     c.loop_start()
-    c.publish(topics.device_topic("rec-a", "manifest"), row.manifest, qos=1).wait_for_publish(5)
-    c.publish(topics.device_topic("rec-a", "heartbeat"), b"\xa0garbage", qos=1).wait_for_publish(5)
+    # Acknowledged by the broker before the disconnect (which would drop them in flight).
+    c.publish(topics.device_topic("rec-a", "manifest"), row.manifest, qos=1).wait_for_publish(30)
+    c.publish(topics.device_topic("rec-a", "heartbeat"), b"\xa0garbage", qos=1).wait_for_publish(30)
     c.disconnect()
     c.loop_stop()
     ingest = hub.service.ingest
@@ -98,11 +99,17 @@ def gauge(m: dict, name: str, **labels: str) -> float:
 
 
 def wait_scrape(port: int, check, timeout: float = 30.0) -> dict:
-    """Scrape until ``check(metrics)`` holds (the gauges refresh every 0.2 s)."""
+    """Scrape until ``check(metrics)`` holds (the gauges refresh every 0.2 s). A gauge not
+    exported yet (KeyError in ``check``) counts as not holding; the caller's assertions on the
+    returned scrape then say what is wrong."""
     deadline = time.monotonic() + timeout
     while True:
         m = scrape(port)
-        if check(m) or time.monotonic() > deadline:
+        try:
+            ok = check(m)
+        except KeyError:
+            ok = False
+        if ok or time.monotonic() > deadline:
             return m
         time.sleep(0.1)
 
@@ -141,19 +148,24 @@ def holding_recorder(rig, device_id: str):
     return store, up
 
 
-def start_hub_with_small_grace(rig):
-    hub = rig.start_hub(metrics={"port": 0, "refresh_seconds": 0.2})
-    # The daemon's oversight settings (HubConfig has no section for them yet): a segment a
-    # heartbeat reported is a not-uploaded gap after half a second instead of two hours.
+def start_hub_with_metrics(rig):
+    return rig.start_hub(metrics={"port": 0, "refresh_seconds": 0.2})
+
+
+def use_small_grace(hub) -> None:
+    """The daemon's oversight settings (read at every check): a segment a heartbeat reported
+    is a not-uploaded gap after half a second instead of two hours. Set once the recorder's
+    uploads have been receipted (``up.wait_idle``): set before, a segment still in transit
+    on a loaded machine would outlast the half second and raise a not-uploaded alert of its
+    own."""
     hub.service.oversight.settings = OversightSettings(not_uploaded_grace=GRACE)
-    return hub
 
 
 def test_withheld_segments_raise_gap_and_overdue_gauges_until_uploaded(rig):
     """Seq 1 (recorded long ago) is skipped while seq 2 arrives: a missing number, overdue.
     Seq 3 (recorded now) is reported by heartbeats but not uploaded: a not-uploaded gap once
     the grace period is over, not overdue. Both gauges go back to zero once they arrive."""
-    hub = start_hub_with_small_grace(rig)
+    hub = start_hub_with_metrics(rig)
     port = hub.service.metrics_port
     store, up = holding_recorder(rig, "rec-a")
     for i in range(3):
@@ -163,13 +175,17 @@ def test_withheld_segments_raise_gap_and_overdue_gauges_until_uploaded(rig):
     store.hold([1, 3])
     with up:
         assert up.wait_idle(30)
+        use_small_grace(hub)
         assert [r.seq for r in stored_segments(hub)] == [0, 2]
         # The not-uploaded alert comes with a heartbeat after the grace period.
         deadline = time.monotonic() + 30
         while len(open_alerts(hub, "rec-a")) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
+        # Both alerts in one refresh (a refresh may have run between the two being raised).
         m = wait_scrape(port, lambda m: gauge(m, "lerec_gap_segments", device="rec-a",
-                                              kind="not_uploaded") == 1)
+                                              kind="not_uploaded") == 1
+                        and gauge(m, "lerec_gap_segments", device="rec-a", kind="missing") == 1
+                        and m[("lerec_overdue_segments", ())] == 1)
         assert gauge(m, "lerec_gap_segments", device="rec-a", kind="missing") == 1
         assert gauge(m, "lerec_gap_segments", device="rec-a", kind="not_uploaded") == 1
         assert gauge(m, "lerec_gap_segments", device="rec-a", kind="chain_broken") == 0
@@ -202,7 +218,7 @@ def test_gap_gauge_drops_a_gap_an_administrator_resolved_overdue_follows_the_lis
     """An administrator resolves the alert of a segment that will never come (设备损坏): the
     gap gauge no longer counts it, nor does the overdue gauge; the overdue list still holds it,
     marked handled, and the resolved-overdue gauge counts it."""
-    hub = start_hub_with_small_grace(rig)
+    hub = start_hub_with_metrics(rig)
     port = hub.service.metrics_port
     store, up = holding_recorder(rig, "rec-b")
     for i in range(4):
@@ -211,15 +227,18 @@ def test_gap_gauge_drops_a_gap_an_administrator_resolved_overdue_follows_the_lis
     store.hold([1, 2])
     with up:
         assert up.wait_idle(30)
+        use_small_grace(hub)
         m = wait_scrape(port, lambda m: gauge(m, "lerec_gap_segments", device="rec-b",
-                                              kind="missing") == 2)
+                                              kind="missing") == 2
+                        and m[("lerec_overdue_segments", ())] == 2)
         assert gauge(m, "lerec_gap_segments", device="rec-b", kind="missing") == 2
         assert m[("lerec_overdue_segments", ())] == 2 == listed_overdue(hub)[0]
 
         # Seq 2 arrives: the alert (1-2) stays open, but counts only what is still absent.
         store.release([2])
         m = wait_scrape(port, lambda m: gauge(m, "lerec_gap_segments", device="rec-b",
-                                              kind="missing") == 1)
+                                              kind="missing") == 1
+                        and m[("lerec_overdue_segments", ())] == 1)
         assert gauge(m, "lerec_gap_segments", device="rec-b", kind="missing") == 1
         assert [(a.first_seq, a.last_seq) for a in open_alerts(hub, "rec-b")] == [(1, 2)]
         assert m[("lerec_overdue_segments", ())] == 1 == listed_overdue(hub)[0]
@@ -243,7 +262,7 @@ def test_overdue_gauge_uses_the_administrators_calendar(rig):
     """A segment skipped 15 days ago is overdue by the statutory calendar; the administrator
     declares every day since rest days (override table): by the hub's calendar it is not overdue
     any more, and the gauge says so as the overdue list does."""
-    hub = start_hub_with_small_grace(rig)
+    hub = start_hub_with_metrics(rig)
     port = hub.service.metrics_port
     store, up = holding_recorder(rig, "rec-c")
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=15)
@@ -253,7 +272,11 @@ def test_overdue_gauge_uses_the_administrators_calendar(rig):
     store.hold([1])
     with up:
         assert up.wait_idle(30)
-        m = wait_scrape(port, lambda m: m[("lerec_overdue_segments", ())] == 1)
+        use_small_grace(hub)
+        # The missing alert is raised by the stored-segment hook, after the segment (and so
+        # possibly after the overdue count) is visible: wait for both in one refresh.
+        m = wait_scrape(port, lambda m: m[("lerec_overdue_segments", ())] == 1
+                        and gauge(m, "lerec_gap_segments", device="rec-c", kind="missing") == 1)
         assert gauge(m, "lerec_gap_segments", device="rec-c", kind="missing") == 1
         assert m[("lerec_overdue_segments", ())] == 1 == listed_overdue(hub)[0]
 
