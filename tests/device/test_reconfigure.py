@@ -10,16 +10,17 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import av
 import pytest
 from device_helpers import build_recorder, decode, make_config
+from pydantic import ValidationError
+from support.media import inner_keyframes
+
 from lerec.device.clock import FakeClock, us_from_utc
 from lerec.device.media.config import RecorderConfig
 from lerec.device.media.output import MediaPacket
 from lerec.device.media.pipeline import PipelineSettings, RecordingPipeline
 from lerec.device.media.prerecord import PrerecordBuffer
 from lerec.device.settings import DeviceSettings, seal_reserve_bytes
-from pydantic import ValidationError
 
 
 def _feed(ring: PrerecordBuffer, start_ms: int, end_ms: int) -> None:
@@ -115,15 +116,6 @@ def test_segment_length_the_card_space_check_refuses_is_refused(tmp_path):
         > 30_000_000
 
 
-def _inner_keyframes(path: Path) -> list[float]:
-    """Seconds from a segment's first keyframe to each later keyframe in it, from the mp4's
-    video pts (the camera's monotonic capture stamps, so exact whatever the machine's load)."""
-    with av.open(str(path)) as c:
-        keys = [float(p.pts * p.time_base) for p in c.demux(c.streams.video[0])
-                if p.size and p.is_keyframe]
-    return [k - keys[0] for k in keys[1:]]
-
-
 def _until(clock: FakeClock, when) -> None:
     time.sleep(max(0.0, (when - clock.now()).total_seconds()))
 
@@ -165,7 +157,7 @@ def test_segment_length_changes_while_recording(tmp_path: Path, pin_factory, sin
     # closes at the *first* keyframe at or after 4 s is checked exactly on the keyframes'
     # capture stamps: none inside it may be 4 s or more after its start.
     assert 3.9 <= decoded[0].duration <= 4.0 + gop + 0.5, decoded[0].duration
-    assert all(k < 4.0 for k in _inner_keyframes(segs[0].path)), _inner_keyframes(segs[0].path)
+    assert all(k < 4.0 for k in inner_keyframes(segs[0].path)), inner_keyframes(segs[0].path)
     written = (changed_at - segs[1].start_time).total_seconds()
     assert written >= 2.3
     # never cut shorter than what was written; closed at the next keyframe after the change
@@ -176,7 +168,7 @@ def test_segment_length_changes_while_recording(tmp_path: Path, pin_factory, sin
     for d, s in zip(short, segs[2:-1]):
         # as above: one GOP + 0.5 s of stall allowed, the closing keyframe checked exactly
         assert 0.9 <= d.duration <= 1.0 + gop + 0.5, d.duration
-        assert all(k < 1.0 for k in _inner_keyframes(s.path)), _inner_keyframes(s.path)
+        assert all(k < 1.0 for k in inner_keyframes(s.path)), inner_keyframes(s.path)
     # nothing lost or doubled at any boundary
     all_ms = [ms for d in decoded for ms in d.frame_ms]
     assert all(b > a for a, b in itertools.pairwise(all_ms)), "a frame twice or out of order"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import av
 from device_helpers import build_recorder, decode, make_config, rising_edges
+from support.media import inner_keyframes
+
 from lerec.device.clock import us_from_utc
 
 
@@ -26,15 +26,6 @@ def _wait(pred: Callable[[], object], timeout: float = 10.0) -> bool:
             return bool(pred())
         time.sleep(0.02)
     return True
-
-
-def _inner_keyframes(path: Path) -> list[float]:
-    """Seconds from a segment's first keyframe to each later keyframe in it, from the mp4's
-    video pts (the camera's monotonic capture stamps, so exact whatever the machine's load)."""
-    with av.open(str(path)) as c:
-        keys = [float(p.pts * p.time_base) for p in c.demux(c.streams.video[0])
-                if p.size and p.is_keyframe]
-    return [k - keys[0] for k in keys[1:]]
 
 
 def test_press_record_then_stop(tmp_path, pin_factory, sink, clock):
@@ -150,7 +141,7 @@ def test_rollover_segments_follow_without_gaps(tmp_path, pin_factory, sink, cloc
         # segment closes at the *first* keyframe at or after 2 s is checked exactly on the
         # keyframes' capture stamps: none inside a segment may be 2 s or more after its start.
         assert 1.9 <= d.duration <= 2.0 + gop + 0.5, d.duration
-        assert all(k < 2.0 for k in _inner_keyframes(s.path)), _inner_keyframes(s.path)
+        assert all(k < 2.0 for k in inner_keyframes(s.path)), inner_keyframes(s.path)
     for a, b, gap in zip(segs, segs[1:], boundaries):
         assert 0 < (b.start_time - a.end_time).total_seconds() * 1000 <= gap + 1
 
