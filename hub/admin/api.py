@@ -23,6 +23,7 @@ from ..cases.errors import InvalidInput, NotFound
 from ..db.cases_models import User
 from ..db.models import Segment
 from ..db.types import utcnow
+from ..oversight.alerts import resolve_alert
 from . import archiving, pages, views
 from .access_views import guard_classified
 from .permissions import MATRIX
@@ -420,11 +421,9 @@ async def resolved_alerts(ctx: Ctx = NEED["alerts.read"]) -> list[dict[str, Any]
 
 
 @router.post("/alerts/{alert_id}/resolve", summary="处理预警：填写说明后关闭（记入审计日志）")
-async def resolve_alert(alert_id: pages.AlertId, body: ResolveIn,
-                        ctx: Ctx = NEED["alerts.manage"]) -> dict[str, Any]:
-    from ..oversight.alerts import resolve_alert as resolve
-
-    alert = await resolve(ctx.db, alert_id, ctx.require_actor().name, body.note)
+async def api_resolve_alert(alert_id: pages.AlertId, body: ResolveIn,
+                            ctx: Ctx = NEED["alerts.manage"]) -> dict[str, Any]:
+    alert = await resolve_alert(ctx.db, alert_id, ctx.require_actor().name, body.note)
     await ctx.db.commit()
     return {"id": alert.id, "kind": alert.kind, "resolved_by": alert.resolved_by,
             "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,

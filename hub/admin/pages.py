@@ -61,6 +61,12 @@ def _form_str(form: Any, key: str, limit: int = 5000) -> str:
     return value.strip()
 
 
+async def user_names(ctx: Ctx) -> dict[str, str]:
+    """Every user's display name by login name (the login name if it has none)."""
+    rows = (await ctx.db.execute(select(User.name, User.display_name))).all()
+    return {r.name: r.display_name or r.name for r in rows}
+
+
 def _form_int(form: Any, key: str) -> int | None:
     value = form.get(key)
     if isinstance(value, str) and value.strip().isdigit():
@@ -619,11 +625,10 @@ async def alerts_page(ctx: Ctx = NEED["alerts.read"]) -> Response:
     urgent = [(c, [f for f in fs if f["code"] in ("upload_late", "archive_late",
                                                    "archive_due_soon")]) for c, fs in items]
     urgent = [(c, fs) for c, fs in urgent if fs]
-    names = dict((await ctx.db.execute(select(User.name, User.display_name))).all())
     return render(ctx, "alerts.html", urgent=urgent,
                   oversight=await links_adapter.alerts(ctx.db),
                   resolved=await links_adapter.resolved_alerts(ctx.db),
-                  names={k: v or k for k, v in names.items()},
+                  names=await user_names(ctx),
                   deadlines=await links_adapter.upload_deadlines(
                       ctx.db, ctx.app.state.settings.oversight),
                   oversight_available=links_adapter.OVERSIGHT_AVAILABLE)

@@ -20,7 +20,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from ..db.cases_models import User
 from ..db.models import Segment
 from ..db.oversight_models import (
     DeletionApproval,
@@ -44,7 +43,7 @@ from ..oversight.retention import (
 )
 from ..oversight.settings import OversightSettings
 from ..policy.retention import Approval, RetentionAction, decide
-from .pages import _form_str, back_to, render
+from .pages import _form_str, back_to, render, user_names
 from .permissions import allowed
 from .security import NEED, Ctx
 
@@ -154,11 +153,6 @@ async def _hold_views(ctx: Ctx, holds: list[SegmentHold], names: dict[str, str]
     return out
 
 
-async def _names(ctx: Ctx) -> dict[str, str]:
-    rows = (await ctx.db.execute(select(User.name, User.display_name))).all()
-    return {r.name: r.display_name or r.name for r in rows}
-
-
 def _who(names: dict[str, str], who: str) -> str:
     name = who.removeprefix("user:")
     return f"{names[name]}（{name}）" if name in names else name
@@ -245,7 +239,7 @@ async def overview(ctx: Ctx) -> dict[str, Any]:
     """Everything the page and GET /api/v1/retention show."""
     settings = oversight_settings(ctx.app)
     now = utcnow()
-    names = await _names(ctx)
+    names = await user_names(ctx)
     open_rows = await _open_requests(ctx)
     open_by_segment = {r.segment_id: r.id for r, _ in open_rows}
     candidates = [_candidate_view(c, settings, open_by_segment.get(c.segment_id))
@@ -430,7 +424,7 @@ async def api_overview(ctx: Ctx = NEED["retention.read"]) -> dict[str, Any]:
 async def _one_hold(ctx: Ctx, hold_id: int) -> dict[str, Any]:
     hold = await ctx.db.get(SegmentHold, hold_id)
     assert hold is not None
-    return _hold_dict((await _hold_views(ctx, [hold], await _names(ctx)))[0])
+    return _hold_dict((await _hold_views(ctx, [hold], await user_names(ctx)))[0])
 
 
 @api_router.post("/retention/holds", status_code=201,
@@ -458,7 +452,7 @@ async def _one_request(ctx: Ctx, request_id: int) -> dict[str, Any]:
     if req.status != "open":
         return {"id": req.id, "segment_id": req.segment_id, "status": req.status,
                 "closed_at": _iso(req.closed_at)}
-    view = _request_dict(await _request_view(ctx, req, seg, await _names(ctx), utcnow()))
+    view = _request_dict(await _request_view(ctx, req, seg, await user_names(ctx), utcnow()))
     return {**view, "status": req.status}
 
 
@@ -494,4 +488,4 @@ async def api_withdraw(request_id: RequestId, body: WithdrawIn, ctx: Ctx = NEED[
                  summary="执行删除（已经两名不同人员同意）；返回永久保存的删除记录")
 async def api_execute(request_id: RequestId, ctx: Ctx = NEED[MANAGE]) -> dict[str, Any]:
     record = await _execute(ctx, request_id)
-    return _deletion_dict(record, await _names(ctx))
+    return _deletion_dict(record, await user_names(ctx))

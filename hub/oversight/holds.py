@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit.entries import EventType
 from ..audit.log import record_event
-from ..db.oversight_models import DeletionRequest, SegmentDeletion, SegmentHold
+from ..db.oversight_models import SegmentDeletion, SegmentHold
 from ..db.types import utcnow
 from .alerts import principal
 from .errors import HoldRefused, NoteRequired, NotFound
-from .links import lock_segment
+from .links import close_deletion_requests, lock_segment
 
 #: longest reason kept (the forms and the API bound it too)
 MAX_REASON = 2000
@@ -103,16 +103,8 @@ async def place_hold(
     await record_event(session, EventType.RECORD_CREATED, principal(placed_by),
                        [f"segment:{segment_id}", f"hold:{hold.id}"],
                        {"action": "hold_placed", "reason": why}, at=now)
-    open_requests = (await session.execute(
-        select(DeletionRequest).where(DeletionRequest.segment_id == segment_id,
-                                      DeletionRequest.status == "open"))).scalars().all()
-    for req in open_requests:
-        req.status, req.closed_at = "withdrawn", now
-        await session.flush()
-        await record_event(session, EventType.RECORD_CHANGED, principal(placed_by),
-                           [f"segment:{segment_id}", f"deletion_request:{req.id}"],
-                           {"action": "deletion_withdrawn",
-                            "reason": f"记录已保全（保全 #{hold.id}）：{why}"}, at=now)
+    await close_deletion_requests(session, segment_id, principal(placed_by),
+                                  f"记录已保全（保全 #{hold.id}）：{why}", now)
     return hold
 
 

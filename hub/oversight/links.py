@@ -95,24 +95,25 @@ async def _add(
     await record_event(session, EventType.LINK, principal(actor), _subjects(segment_id, case_id), {
         "link_id": link.id, "step_id": step_id, "method": method, "reason": reason,
     }, at=now)
-    await _close_deletion_requests(session, segment_id, case_id, now)
+    # case evidence is never deleted by retention: the hub closes the request
+    await close_deletion_requests(session, segment_id, HUB,
+                                  f"记录已关联案件 {case_id}，作为案卷证据不得删除", now)
     return link
 
 
-async def _close_deletion_requests(
-    session: AsyncSession, segment_id: str, case_id: str, now: dt.datetime
+async def close_deletion_requests(
+    session: AsyncSession, segment_id: str, actor: str, reason: str, now: dt.datetime
 ) -> None:
-    """A segment linked to a case is case evidence, never deleted by retention: an open
-    deletion request for it is closed (withdrawn, by the hub, saying why) rather than left
-    waiting for approvals that can no longer lead anywhere."""
+    """Close (withdraw) the open deletion request of ``segment_id``, saying why in its audit
+    entry, rather than leave it waiting for approvals that can no longer lead anywhere: the
+    segment became case evidence (a link), or it is held (:mod:`.holds`)."""
     for req in (await session.execute(select(DeletionRequest).where(
             DeletionRequest.segment_id == segment_id, DeletionRequest.status == "open"))
             ).scalars():
         req.status, req.closed_at = "withdrawn", now
-        await record_event(session, EventType.RECORD_CHANGED, HUB,
+        await record_event(session, EventType.RECORD_CHANGED, actor,
                            [f"segment:{segment_id}", f"deletion_request:{req.id}"],
-                           {"action": "deletion_withdrawn",
-                            "reason": f"记录已关联案件 {case_id}，作为案卷证据不得删除"}, at=now)
+                           {"action": "deletion_withdrawn", "reason": reason}, at=now)
 
 
 async def link_segment(

@@ -187,7 +187,7 @@ async def _locked_request(session: AsyncSession, request_id: int) -> DeletionReq
 
 async def _ended(session: AsyncSession, req: DeletionRequest) -> DeletionRefused:
     """Why a request that is no longer open cannot be acted on (a link closes a request:
-    :func:`.links._close_deletion_requests`)."""
+    :func:`.links.close_deletion_requests`)."""
     linked = await session.scalar(select(SegmentLink.id).where(
         SegmentLink.segment_id == req.segment_id, SegmentLink.removed_at.is_(None)).limit(1))
     if req.status == "withdrawn" and linked is not None:
