@@ -66,9 +66,10 @@ class HubService:
         self.metrics_port: int | None = None
         self._metrics_started: asyncio.Future[int] | None = None
         b = cfg.broker
+        #: the hub's client TLS context, for the bridge and the retained-config check alike
+        self._tls = tls_context(b.ca, b.cert, b.key)
         self.bridge = MqttBridge(
-            host=b.host, port=b.port, client_id=b.client_id,
-            tls=tls_context(b.ca, b.cert, b.key),
+            host=b.host, port=b.port, client_id=b.client_id, tls=self._tls,
             subscriptions=topics.hub_subscriptions(b.share_group),
             max_backoff=b.max_backoff, on_state=self._broker_state,
             persistent=b.share_group is None,
@@ -142,7 +143,7 @@ class HubService:
             return
         b = self.cfg.broker
         retained = await asyncio.to_thread(
-            retained_configs, b.host, b.port, tls_context(b.ca, b.cert, b.key),
+            retained_configs, b.host, b.port, self._tls,
             f"{b.client_id}-configs", cancel=self._config_cancel)
         missing = [c.device_id for c in latest
                    if _config_seq(retained.get(c.device_id)) < c.config.config_seq]
